@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
+use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -28,6 +29,13 @@ struct RawSettings {
     soa: Option<RawSoa>,
     ns: Option<Vec<RawNs>>,
     server: Option<RawServer>,
+    access: Option<RawAccess>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAccess {
+    allow_query: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,10 +110,18 @@ pub struct ServerSettings {
     pub tcp_max_connections: usize,
 }
 
+/// Who may do what; may change on reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessSettings {
+    /// Prefixes allowed to query; empty means everyone.
+    pub allow_query: Vec<IpNet>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub zone: ZoneSettings,
     pub server: ServerSettings,
+    pub access: AccessSettings,
 }
 
 impl Default for Settings {
@@ -340,10 +356,19 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
         ));
     }
 
+    let access_raw = raw.access.unwrap_or_default();
+    let allow_query = parse_prefixes(
+        access_raw.allow_query.as_deref().unwrap_or_default(),
+        "access.allow-query",
+        source,
+        &mut errors,
+    );
+
     if !errors.is_empty() {
         return Err(SourceErrors(errors));
     }
     Ok(Settings {
+        access: AccessSettings { allow_query },
         zone: ZoneSettings {
             apex,
             default_ttl,
@@ -359,6 +384,31 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
             tcp_max_connections,
         },
     })
+}
+
+/// Address prefixes (`10.0.0.0/8`) or single addresses (`192.0.2.1`).
+fn parse_prefixes(
+    list: &[Spanned<String>],
+    field: &str,
+    source: &Source<'_>,
+    errors: &mut Vec<SourceError>,
+) -> Vec<IpNet> {
+    let mut prefixes = Vec::new();
+    for (i, text) in list.iter().enumerate() {
+        let value = text.get_ref();
+        let parsed = value
+            .parse::<IpNet>()
+            .or_else(|_| value.parse::<IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => prefixes.push(net.trunc()),
+            Err(_) => errors.push(source.error(
+                Some(text.span()),
+                format!("{field}[{i}]"),
+                format!("{value:?} is not an address or prefix (e.g. 10.0.0.0/8, 2001:db8::/32)"),
+            )),
+        }
+    }
+    prefixes
 }
 
 /// 127.0.0.1:1053 and [::1]:1053: no root needed, and not 5353 (mDNS responders hold it).
