@@ -42,7 +42,10 @@ fn quick_start_answers() {
     let out = dig(server.port, &["bsf.mnc460.mcc313.lwm2m.org", "A"]);
     assert_eq!(status(&out), "NOERROR", "{out}");
     assert!(out.contains("flags: qr aa rd;"), "AA set, RA clear: {out}");
-    assert_eq!(answers(&out), ["bsf.mnc460.mcc313.lwm2m.org. 300 IN A 192.0.2.10"]);
+    assert_eq!(
+        answers(&out),
+        ["bsf.mnc460.mcc313.lwm2m.org. 300 IN A 192.0.2.10"]
+    );
 
     let out = dig(server.port, &["bsf.mnc460.mcc313.lwm2m.org", "TXT"]);
     assert_eq!(
@@ -50,20 +53,29 @@ fn quick_start_answers() {
         ["bsf.mnc460.mcc313.lwm2m.org. 300 IN TXT \"uri=coaps://bs.example-op.net:5684\""]
     );
 
-    let out = dig(server.port, &["_coaps._udp.bsf.mnc460.mcc313.lwm2m.org", "SRV"]);
+    let out = dig(
+        server.port,
+        &["_coaps._udp.bsf.mnc460.mcc313.lwm2m.org", "SRV"],
+    );
     assert_eq!(
         answers(&out),
         ["_coaps._udp.bsf.mnc460.mcc313.lwm2m.org. 300 IN SRV 10 1 5684 bs.example-op.net."]
     );
 
-    let out = dig(server.port, &["_coaps._udp.bsf.mnc460.mcc313.lwm2m.org", "URI"]);
+    let out = dig(
+        server.port,
+        &["_coaps._udp.bsf.mnc460.mcc313.lwm2m.org", "URI"],
+    );
     assert_eq!(
         answers(&out),
         ["_coaps._udp.bsf.mnc460.mcc313.lwm2m.org. 300 IN URI 10 1 \"coaps://bs.example-op.net:5684\""]
     );
 
     let out = dig(server.port, &["bsf.mnc001.mcc262.lwm2m.org", "A"]);
-    assert_eq!(answers(&out), ["bsf.mnc001.mcc262.lwm2m.org. 300 IN A 198.51.100.20"]);
+    assert_eq!(
+        answers(&out),
+        ["bsf.mnc001.mcc262.lwm2m.org. 300 IN A 198.51.100.20"]
+    );
 }
 
 #[test]
@@ -72,17 +84,37 @@ fn edns_variants_and_case() {
         return;
     }
     let server = bundled();
-    let out = dig(server.port, &["+bufsize=512", "BsF.MnC460.McC313.LwM2M.oRg", "A"]);
+    let out = dig(
+        server.port,
+        &["+bufsize=512", "BsF.MnC460.McC313.LwM2M.oRg", "A"],
+    );
     assert!(out.contains("udp: 1232"), "OPT echoed with our size: {out}");
-    assert!(out.contains(";BsF.MnC460.McC313.LwM2M.oRg."), "question case echoed: {out}");
-    assert_eq!(answers(&out), ["BsF.MnC460.McC313.LwM2M.oRg. 300 IN A 192.0.2.10"]);
+    assert!(
+        out.contains(";BsF.MnC460.McC313.LwM2M.oRg."),
+        "question case echoed: {out}"
+    );
+    assert_eq!(
+        answers(&out),
+        ["BsF.MnC460.McC313.LwM2M.oRg. 300 IN A 192.0.2.10"]
+    );
 
-    let out = dig(server.port, &["+noedns", "bsf.mnc460.mcc313.lwm2m.org", "A"]);
+    let out = dig(
+        server.port,
+        &["+noedns", "bsf.mnc460.mcc313.lwm2m.org", "A"],
+    );
     assert!(!out.contains("OPT PSEUDOSECTION"), "{out}");
     assert_eq!(status(&out), "NOERROR");
 
     // dig +edns=1 gets BADVERS, then retries with version 0 by itself.
-    let out = dig(server.port, &["+edns=1", "+noednsnegotiation", "bsf.mnc460.mcc313.lwm2m.org", "A"]);
+    let out = dig(
+        server.port,
+        &[
+            "+edns=1",
+            "+noednsnegotiation",
+            "bsf.mnc460.mcc313.lwm2m.org",
+            "A",
+        ],
+    );
     assert!(out.contains("BADVERS"), "{out}");
 }
 
@@ -99,9 +131,15 @@ fn truncated_answer_retried_over_tcp() {
     }
     let (_dir, zones) = temp_zones(&[("001-01.toml", &big)]);
     let server = Server::start(&zones, None, &[]);
-    let out = dig(server.port, &["+noedns", "+ignore", "bsf.mnc01.mcc001.lwm2m.org", "TXT"]);
+    let out = dig(
+        server.port,
+        &["+noedns", "+ignore", "bsf.mnc01.mcc001.lwm2m.org", "TXT"],
+    );
     assert!(out.contains(" tc"), "TC set: {out}");
-    let out = dig(server.port, &["+noedns", "bsf.mnc01.mcc001.lwm2m.org", "TXT"]);
+    let out = dig(
+        server.port,
+        &["+noedns", "bsf.mnc01.mcc001.lwm2m.org", "TXT"],
+    );
     assert!(out.contains("Truncated, retrying in TCP"), "{out}");
     assert_eq!(answers(&out).len(), 8, "{out}");
 }
@@ -113,7 +151,10 @@ fn any_refused_notimp_nxdomain() {
     }
     let server = bundled();
     // dig asks ANY over TCP unless told otherwise.
-    let out = dig(server.port, &["+notcp", "bsf.mnc460.mcc313.lwm2m.org", "ANY"]);
+    let out = dig(
+        server.port,
+        &["+notcp", "bsf.mnc460.mcc313.lwm2m.org", "ANY"],
+    );
     assert_eq!(status(&out), "NOERROR");
     assert_eq!(answers(&out).len(), 1, "minimal ANY over UDP: {out}");
     let out = dig(server.port, &["+tcp", "bsf.mnc460.mcc313.lwm2m.org", "ANY"]);
@@ -125,7 +166,10 @@ fn any_refused_notimp_nxdomain() {
     assert_eq!(status(&out), "NOTIMP", "{out}");
     let out = dig(server.port, &["bsf.mnc999.mcc313.lwm2m.org", "A"]);
     assert_eq!(status(&out), "NXDOMAIN", "{out}");
-    assert!(out.contains("lwm2m.org.\t\t300\tIN\tSOA") || out.contains("SOA\tns1.lwm2m.org."), "{out}");
+    assert!(
+        out.contains("lwm2m.org.\t\t300\tIN\tSOA") || out.contains("SOA\tns1.lwm2m.org."),
+        "{out}"
+    );
     let out = dig(server.port, &["mcc313.lwm2m.org", "A"]);
     assert_eq!(status(&out), "NOERROR", "empty non-terminal: {out}");
     let out = dig(server.port, &["-c", "CH", "version.bind", "TXT"]);

@@ -64,10 +64,17 @@ zone:
         if answered {
             break;
         }
-        assert!(Instant::now() < deadline, "knotd did not serve the zone:\n{}", guard.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "knotd did not serve the zone:\n{}",
+            guard.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Knot { _guard: guard, addr }
+    Knot {
+        _guard: guard,
+        addr,
+    }
 }
 
 fn record_set(records: &[Record]) -> BTreeSet<String> {
@@ -112,8 +119,17 @@ fn same_answers_as_knot_for_the_real_operator_table() {
     let pairs = write_real_templates(&zones);
     assert!(pairs.len() > 3000, "{} networks", pairs.len());
 
-    let export = Command::new(BIN).arg("export").arg("--zones").arg(&zones).output().unwrap();
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let export = Command::new(BIN)
+        .arg("export")
+        .arg("--zones")
+        .arg(&zones)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
     let zone_file = dir.path().join("lwm2m.org.zone");
     std::fs::write(&zone_file, &export.stdout).unwrap();
 
@@ -153,7 +169,14 @@ fn same_answers_as_knot_for_the_real_operator_table() {
             queries.push((format!("www.{bsf}"), RecordType::A));
         }
         // Unknown networks under a known country.
-        queries.push((format!("bsf.mnc9{:02}.mcc{}.lwm2m.org.", rng.gen_range(0..100), p.mcc), RecordType::A));
+        queries.push((
+            format!(
+                "bsf.mnc9{:02}.mcc{}.lwm2m.org.",
+                rng.gen_range(0..100),
+                p.mcc
+            ),
+            RecordType::A,
+        ));
     }
     for (name, rtype) in [
         ("lwm2m.org.", RecordType::NS),
@@ -179,7 +202,11 @@ fn same_answers_as_knot_for_the_real_operator_table() {
             && record_set(&a.authorities) == record_set(&b.authorities)
             && record_set(&a.additionals) == record_set(&b.additionals);
         if !same {
-            differences.push(format!("{name} {rtype}\n bsf-dns: {}\n knot:    {}", summary(&a), summary(&b)));
+            differences.push(format!(
+                "{name} {rtype}\n bsf-dns: {}\n knot:    {}",
+                summary(&a),
+                summary(&b)
+            ));
         }
     }
     // The SOA itself differs only in the serial (export and serve ran at different seconds).
@@ -197,13 +224,24 @@ fn same_answers_as_knot_for_the_real_operator_table() {
         "{} of {} queries differ; first ones:\n{}",
         differences.len(),
         queries.len(),
-        differences.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        differences
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
 /// Random letter case, as resolvers using 0x20 randomisation send.
 fn mixed_case(name: &str, rng: &mut StdRng) -> String {
     name.chars()
-        .map(|c| if rng.gen_bool(0.5) { c.to_ascii_uppercase() } else { c })
+        .map(|c| {
+            if rng.gen_bool(0.5) {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
         .collect()
 }

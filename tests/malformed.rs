@@ -41,11 +41,17 @@ fn random_and_mutated_packets_do_not_hurt() {
     let mut rng = StdRng::seed_from_u64(7);
     let bases = [
         query_bytes("bsf.mnc460.mcc313.lwm2m.org.", RecordType::A, Some(1232)),
-        query_bytes("_coaps._udp.bsf.mnc460.mcc313.lwm2m.org.", RecordType::SRV, None),
+        query_bytes(
+            "_coaps._udp.bsf.mnc460.mcc313.lwm2m.org.",
+            RecordType::SRV,
+            None,
+        ),
         query_bytes("nothing.lwm2m.org.", RecordType::TXT, Some(512)),
     ];
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(2)))
+        .unwrap();
     let mut buf = [0u8; 65535];
     let mut answered_responses = 0;
     for i in 0..600 {
@@ -68,7 +74,9 @@ fn random_and_mutated_packets_do_not_hurt() {
         socket.send_to(&packet, server.addr).unwrap();
     }
     std::thread::sleep(Duration::from_millis(200));
-    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     while let Ok((_, _)) = socket.recv_from(&mut buf) {
         // Late replies to the mutated queries above are fine; none may be to a QR=1 packet.
         // (Those carry the base ID too, so this loop only drains.)
@@ -83,6 +91,9 @@ fn random_and_mutated_packets_do_not_hurt() {
     }
     let m: Message = server.ask("bsf.mnc460.mcc313.lwm2m.org.", RecordType::A);
     assert_eq!(m.answers.len(), 1, "still answering after the garbage");
-    assert!(answered_responses > 0, "FORMERR/answers were sent for readable headers");
+    assert!(
+        answered_responses > 0,
+        "FORMERR/answers were sent for readable headers"
+    );
     assert!(server.guard.log_text().find("panicked").is_none());
 }
