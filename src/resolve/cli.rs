@@ -1,8 +1,11 @@
-//! The `resolve` subcommand's own flags and its body.
+//! The `resolve` subcommand: its flags, the name derivation, and its body.
 //!
-//! The IMSI, `--mnc-digits` and `--apex` belong to the name derivation (shared with `name`),
-//! so `main.rs` flattens [`ResolveArgs`] next to those, derives the bsf name and calls
-//! [`run`] with it. That keeps this module free of `plmn` and the command line in one place.
+//! [`ResolveCommand`] is the whole subcommand (`main.rs` only names it and calls [`main`]):
+//! the IMSI, `--mnc-digits` and `--apex` as for `bsf-dns name`, plus the lookup's own flags
+//! in [`ResolveArgs`]. [`run`] takes an already derived name, for callers that have one.
+//!
+//! Exit codes: 0 found, 1 bad input (IMSI, apex), 2 nothing found (NXDOMAIN: operator
+//! unknown; or nothing published), 3 the resolver failed (timeout, SERVFAIL, REFUSED, ...).
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +16,68 @@ use hickory_proto::rr::Name;
 
 use super::output;
 use super::{resolve, ResolveOptions, Transport};
+use crate::config::parse_name;
+use crate::plmn::{parse_imsi, MncLengthSource};
+
+/// Bad input: an IMSI or apex that names nothing.
+pub const EXIT_BAD_INPUT: u8 = 1;
+
+/// `bsf-dns resolve`: everything on its command line.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ResolveCommand {
+    /// The SIM's IMSI (6 to 15 digits).
+    #[arg(long)]
+    pub imsi: String,
+    /// MNC length from the SIM (EF_AD); without it, guessed from the MCC.
+    #[arg(long, value_name = "2|3")]
+    pub mnc_digits: Option<u8>,
+    /// Zone apex under which the names live.
+    #[arg(long, value_name = "ZONE", default_value = "lwm2m.org")]
+    pub apex: String,
+    /// How to look up.
+    #[command(flatten)]
+    pub lookup: ResolveArgs,
+}
+
+/// The bsf name a device with this IMSI asks for, or the message for a bad input.
+pub fn bsf_name(imsi: &str, mnc_digits: Option<u8>, apex: &str) -> Result<Name, String> {
+    let apex = parse_name(apex, None).map_err(|message| format!("--apex: {message}"))?;
+    let parsed = parse_imsi(imsi, mnc_digits).map_err(|error| format!("--imsi: {error}"))?;
+    if parsed.mnc_length_source == MncLengthSource::Guess {
+        eprintln!(
+            "note: MCC {} has both 2- and 3-digit MNCs; took {} digits. The SIM knows (EF_AD): pass --mnc-digits 2 or 3 to be sure.",
+            parsed.plmn.mcc,
+            parsed.plmn.mnc.digit_count()
+        );
+    }
+    parsed
+        .plmn
+        .bsf_name(&apex)
+        .map_err(|error| error.to_string())
+}
+
+/// `bsf-dns resolve` from start to end: derive the name, look it up on a small runtime of
+/// its own, print, and return the exit code.
+pub fn main(command: &ResolveCommand) -> ExitCode {
+    let name = match bsf_name(&command.imsi, command.mnc_digits, &command.apex) {
+        Ok(name) => name,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(output::EXIT_RESOLVER_FAILED);
+        }
+    };
+    runtime.block_on(run(&command.lookup, &name))
+}
 
 /// Flags of `bsf-dns resolve` besides the ones that build the name.
 #[derive(Clone, Debug, clap::Args)]
@@ -121,6 +186,39 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         args: ResolveArgs,
+    }
+
+    #[derive(Parser)]
+    struct Whole {
+        #[command(flatten)]
+        command: ResolveCommand,
+    }
+
+    #[test]
+    fn the_whole_command_parses_and_derives_the_name() {
+        let whole = Whole::try_parse_from([
+            "resolve",
+            "--imsi",
+            "313460000000001",
+            "--server",
+            "127.0.0.1:53",
+        ])
+        .unwrap();
+        assert_eq!(whole.command.apex, "lwm2m.org");
+        let name = bsf_name(&whole.command.imsi, None, &whole.command.apex).unwrap();
+        assert_eq!(name.to_ascii(), "bsf.mnc460.mcc313.lwm2m.org.");
+        let name = bsf_name("262011234567890", Some(2), "Example.NET").unwrap();
+        assert_eq!(name.to_ascii(), "bsf.mnc01.mcc262.example.net.");
+        assert!(bsf_name("31346x", None, "lwm2m.org")
+            .unwrap_err()
+            .contains("--imsi"));
+        assert!(bsf_name("313460000000001", None, "a..b")
+            .unwrap_err()
+            .contains("--apex"));
+        assert!(
+            Whole::try_parse_from(["resolve"]).is_err(),
+            "--imsi is required"
+        );
     }
 
     fn parse(argv: &[&str]) -> Result<ResolveArgs, clap::Error> {

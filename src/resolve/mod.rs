@@ -1,6 +1,6 @@
 //! The device's side: find the bootstrap server the way a device with no settings does.
 //!
-//! Given the bsf name (built from the IMSI by the `plmn` module), ask a recursive resolver for
+//! Given the bsf name (built from the IMSI by [`crate::plmn`]), ask a recursive resolver for
 //! URI and SRV records of each transport the device speaks, TXT `uri=` strings and the
 //! name's A/AAAA records, and turn the answers into the URIs to try, in order. This is what
 //! `bsf-dns resolve` runs, and the reference for device makers (`docs/device-lookup.md`).
@@ -33,7 +33,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub use candidate::{Candidate, Source, Transport};
-pub use cli::{run, ResolveArgs};
+pub use cli::{run, ResolveArgs, ResolveCommand};
 pub use query::{FailureKind, QueryFailure};
 
 use candidate::{AddressAnswer, Answers, SrvAnswer, TransportAnswers, TxtAnswer, UriAnswer};
