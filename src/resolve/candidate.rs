@@ -108,7 +108,7 @@ impl FromStr for Transport {
 }
 
 /// A URI record as answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct UriAnswer {
     /// RFC 7553 priority.
     pub priority: u16,
@@ -121,7 +121,7 @@ pub struct UriAnswer {
 }
 
 /// An SRV record as answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SrvAnswer {
     /// RFC 2782 priority.
     pub priority: u16,
@@ -346,6 +346,16 @@ fn txt_uri(text: &[u8]) -> Option<&[u8]> {
     key.eq_ignore_ascii_case(b"uri").then_some(value)
 }
 
+/// An RRset in a fixed order before the weighted draw. Resolvers rotate RRsets from one
+/// answer to the next; sorting first makes the order depend on the random source alone, so
+/// a seed reproduces it. (The draw is proportional whatever the arrangement, see
+/// [`super::order`], so this changes no probability.)
+fn canonical<T: Clone + Ord>(records: &[T]) -> Vec<T> {
+    let mut records = records.to_vec();
+    records.sort();
+    records
+}
+
 /// Orders the answers into the candidates a device tries, first to last.
 ///
 /// `wanted` is the device's transports in order of preference; `rng` drives the RFC 2782
@@ -367,7 +377,7 @@ pub fn assemble<R: Rng + ?Sized>(
     };
 
     for set in by_preference() {
-        for record in rfc2782_order(set.uri.clone(), rng) {
+        for record in rfc2782_order(canonical(&set.uri), rng) {
             let source = Source::Uri {
                 owner: set.owner.clone(),
                 priority: record.priority,
@@ -388,7 +398,7 @@ pub fn assemble<R: Rng + ?Sized>(
     }
 
     for set in by_preference() {
-        for record in rfc2782_order(set.srv.clone(), rng) {
+        for record in rfc2782_order(canonical(&set.srv), rng) {
             let source = Source::Srv {
                 owner: set.owner.clone(),
                 priority: record.priority,
@@ -671,6 +681,37 @@ mod tests {
             }
         }
         assert!(zero_first < 5, "weight 0 first {zero_first} times in 1000");
+    }
+
+    #[test]
+    fn a_seed_fixes_the_order_whatever_order_the_resolver_answered_in() {
+        let records = vec![
+            uri(10, 1, "coaps://a.example"),
+            uri(10, 3, "coaps://b.example"),
+            uri(10, 0, "coaps://c.example"),
+            uri(10, 2, "coaps://d.example"),
+        ];
+        let order_for = |records: Vec<UriAnswer>, seed: u64| {
+            let mut answers = empty();
+            answers.transports = vec![set(Transport::Coaps, records, vec![])];
+            let out = assemble(
+                &answers,
+                &[Transport::Coaps],
+                &mut StdRng::seed_from_u64(seed),
+            );
+            out.candidates
+                .into_iter()
+                .map(|c| c.uri)
+                .collect::<Vec<_>>()
+        };
+        let mut rotated = records.clone();
+        for seed in 0..50 {
+            rotated.rotate_left(1);
+            assert_eq!(
+                order_for(records.clone(), seed),
+                order_for(rotated.clone(), seed)
+            );
+        }
     }
 
     #[test]

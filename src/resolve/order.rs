@@ -12,8 +12,9 @@
 //! 1:3. We keep its intent and drop the bias:
 //!
 //! * some weight is positive and weight-0 records remain: draw `r` in `0..=sum`; `r = 0`
-//!   picks the first weight-0 record (chance `1 / (sum + 1)`), any other `r` picks the
-//!   positive record whose running sum first reaches `r` (chance `w / (sum + 1)`);
+//!   picks a weight-0 record (chance `1 / (sum + 1)`, shared evenly among them: the RFC
+//!   allows them "any order"), any other `r` picks the positive record whose running sum
+//!   first reaches `r` (chance `w / (sum + 1)`);
 //! * only positive weights remain: draw `r` in `1..=sum` (chance exactly `w / sum`);
 //! * only weight-0 records remain: "any order" — we pick uniformly, which spreads load the
 //!   way an operator who wrote no preference expects.
@@ -67,8 +68,11 @@ fn order_group<T: Weighted, R: Rng + ?Sized>(group: Vec<T>, rng: &mut R, out: &m
             rng.gen_range(0..group.len())
         } else {
             let low = if zeros_left > 0 { 0 } else { 1 };
-            let draw = rng.gen_range(low..=sum);
-            pick(&group, draw)
+            match rng.gen_range(low..=sum) {
+                // The weight-0 records are still at the front of `group`.
+                0 => rng.gen_range(0..zeros_left),
+                draw => pick(&group, draw),
+            }
         };
         if group[index].weight() == 0 {
             zeros_left -= 1;
@@ -187,6 +191,16 @@ mod tests {
             let mut got = names(&rfc2782_order(records.to_vec(), &mut rng));
             got.sort_unstable();
             assert_eq!(got, vec!["ninety-nine", "zero"]);
+        }
+    }
+
+    #[test]
+    fn several_zero_weights_share_their_small_chance_evenly() {
+        // Weights 0, 0, 2: each zero comes first with chance 1/3 * 1/2 = 1/6.
+        let records = [rec("z1", 1, 0), rec("z2", 1, 0), rec("two", 1, 2)];
+        for (name, expected) in [("z1", 1.0 / 6.0), ("z2", 1.0 / 6.0), ("two", 2.0 / 3.0)] {
+            let share = first_share(&records, name, 10_000, 13);
+            assert!((share - expected).abs() < 0.02, "{name} first in {share}");
         }
     }
 
