@@ -425,6 +425,11 @@ fn resolve_through_unbound_orders_uris_per_operator() {
     let run = resolve_json(via, &[&OP2_IMSI[..], &["--transport", "coaps"]].concat());
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(run.json["status"], "nothing-published");
+    let message = run.json["message"].as_str().unwrap_or_default();
+    assert!(
+        message.ends_with("(it does for coap, coap+tcp)"),
+        "{message}"
+    );
 
     // An address literal host: URI as written, SRV points at the bsf name.
     let run = resolve_json(via, &OP3_IMSI);

@@ -266,6 +266,8 @@ pub struct Assembled {
     pub candidates: Vec<Candidate>,
     /// One line per record that could not be used, and why.
     pub notes: Vec<String>,
+    /// Transports of usable records that the device does not speak, first seen first.
+    pub unwanted: Vec<Transport>,
 }
 
 impl Weighted for UriAnswer {
@@ -304,11 +306,10 @@ impl Collector<'_> {
             }
         };
         if !self.wanted.contains(&parsed.transport) {
-            let msg = format!(
-                "{text:?} skipped: transport {} not wanted",
-                parsed.transport
-            );
-            self.note(&source, msg);
+            // Expected, not worth a note: the operator serves more than this device speaks.
+            if !self.out.unwanted.contains(&parsed.transport) {
+                self.out.unwanted.push(parsed.transport);
+            }
             return;
         }
         if self.seen.insert(parsed.dedup_key()) {
@@ -735,10 +736,14 @@ mod tests {
         assert_eq!(uris(&out), [("coaps://ok.example", "URI")]);
         let notes = out.notes.join("\n");
         assert!(notes.contains("https://web.example"), "{notes}");
-        assert!(notes.contains("transport coap not wanted"), "{notes}");
+        assert!(
+            notes.contains("scheme coap under the coaps owner"),
+            "{notes}"
+        );
         assert!(notes.contains("service not offered"), "{notes}");
         assert!(notes.contains("ftp://x"), "{notes}");
-        assert_eq!(out.notes.len(), 5, "{notes}");
+        assert_eq!(out.notes.len(), 4, "{notes}");
+        assert_eq!(out.unwanted, [Transport::Coap]);
 
         // With coap wanted too, the misplaced URI is used (and its odd owner noted).
         let out = run(&answers, &[Transport::Coaps, Transport::Coap]);

@@ -118,12 +118,17 @@ pub enum ResolveError {
         negative_ttl: Option<u32>,
     },
     /// The bsf name exists but has nothing usable for the wanted transports.
-    #[error("{name} exists but publishes no bootstrap server for {transports}")]
+    #[error(
+        "{name} exists but publishes no bootstrap server for {transports}{}",
+        elsewhere_hint(elsewhere)
+    )]
     NothingPublished {
         /// The bsf name (boxed: `Name` is large and errors are rare).
         name: Box<Name>,
         /// The wanted transports, comma-separated.
         transports: String,
+        /// Transports the operator does publish (seen in TXT `uri=`), comma-separated.
+        elsewhere: String,
         /// Records that were answered but could not be used.
         notes: Vec<String>,
     },
@@ -150,6 +155,14 @@ impl ResolveError {
             Self::UnknownOperator { .. } | Self::NothingPublished { .. } => output::EXIT_NOT_FOUND,
             Self::ResolverFailed { .. } | Self::Setup(_) => output::EXIT_RESOLVER_FAILED,
         }
+    }
+}
+
+fn elsewhere_hint(elsewhere: &str) -> String {
+    if elsewhere.is_empty() {
+        String::new()
+    } else {
+        format!(" (it does for {elsewhere})")
     }
 }
 
@@ -278,10 +291,14 @@ impl Plan {
                 failures: gathered.failures,
             });
         }
-        let transports: Vec<&str> = self.wanted.iter().map(|t| t.scheme()).collect();
+        let schemes = |list: &[Transport]| {
+            let names: Vec<&str> = list.iter().map(|t| t.scheme()).collect();
+            names.join(", ")
+        };
         Err(ResolveError::NothingPublished {
             name,
-            transports: transports.join(", "),
+            transports: schemes(&self.wanted),
+            elsewhere: schemes(&assembled.unwanted),
             notes,
         })
     }
@@ -530,6 +547,30 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn nothing_for_the_wanted_transports_says_what_there_is() {
+        let txt = TXT::new(vec![
+            "uri=coap://bs.example".into(),
+            "uri=coap+tcp://bs.example".into(),
+        ]);
+        let err = conclude(vec![
+            NODATA,
+            NODATA,
+            Outcome::Records(vec![record(
+                "bsf.mnc460.mcc313.lwm2m.org.",
+                RData::TXT(txt),
+            )]),
+            NODATA,
+            NODATA,
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bsf.mnc460.mcc313.lwm2m.org. exists but publishes no bootstrap server for coaps \
+             (it does for coap, coap+tcp)"
+        );
     }
 
     #[test]
