@@ -22,8 +22,9 @@ use rand::Rng;
 use super::order::{rfc2782_order, Weighted};
 use super::uri::CoapUri;
 
-/// A CoAP transport a device may support, named by its URI scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A CoAP transport a device may support, named by its URI scheme. Ordered as
+/// [`Transport::DEFAULT_ORDER`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     /// `coaps`: CoAP over DTLS (`_coaps._udp`, port 5684).
     Coaps,
@@ -266,7 +267,7 @@ pub struct Assembled {
     pub candidates: Vec<Candidate>,
     /// One line per record that could not be used, and why.
     pub notes: Vec<String>,
-    /// Transports of usable records that the device does not speak, first seen first.
+    /// Transports of usable records that the device does not speak, in the default order.
     pub unwanted: Vec<Transport>,
 }
 
@@ -468,6 +469,8 @@ pub fn assemble<R: Rng + ?Sized>(
         collector.offer(uri, source);
     }
 
+    // TXT order varies between answers; keep messages stable.
+    collector.out.unwanted.sort();
     collector.out
 }
 
@@ -539,6 +542,18 @@ mod tests {
             .iter()
             .map(|c| (c.uri.as_str(), c.source.kind()))
             .collect()
+    }
+
+    #[test]
+    fn transports_sort_in_the_default_order() {
+        let mut all = vec![
+            Transport::CoapTcp,
+            Transport::Coap,
+            Transport::CoapsTcp,
+            Transport::Coaps,
+        ];
+        all.sort();
+        assert_eq!(all, Transport::DEFAULT_ORDER);
     }
 
     #[test]
