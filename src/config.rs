@@ -127,7 +127,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         // The embedded defaults are valid by construction; parsing an empty file applies them.
-        match validate(RawSettings::default(), &Source::new(Path::new("<defaults>"), "")) {
+        match validate(
+            RawSettings::default(),
+            &Source::new(Path::new("<defaults>"), ""),
+        ) {
             Ok(settings) => settings,
             Err(errors) => panic!("embedded default settings are invalid: {errors}"),
         }
@@ -167,7 +170,9 @@ pub fn parse_name(text: &str, apex: Option<&Name>) -> Result<Name, String> {
         None => text.to_string(),
     };
     if expanded.contains('{') {
-        return Err(format!("unknown placeholder in {expanded:?} (only {{apex}} is known here)"));
+        return Err(format!(
+            "unknown placeholder in {expanded:?} (only {{apex}} is known here)"
+        ));
     }
     let mut name = Name::from_ascii(&expanded)
         .map_err(|e| format!("{expanded:?} is not a valid domain name: {e}"))?;
@@ -207,21 +212,19 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
     let mname = name_field(&soa_raw.mname, "soa.mname", "ns1.{apex}");
     let rname = name_field(&soa_raw.rname, "soa.rname", "hostmaster.{apex}");
 
-    let ttl_field = |value: &Option<Spanned<u32>>,
-                     field: &str,
-                     default: u32,
-                     errors: &mut Vec<SourceError>| {
-        let v = value.as_ref().map_or(default, |v| *v.get_ref());
-        // RFC 2181 §8: TTLs are 31-bit values.
-        if v > i32::MAX as u32 {
-            errors.push(source.error(
-                span(value),
-                field,
-                format!("{v} is above the largest TTL (2147483647)"),
-            ));
-        }
-        v
-    };
+    let ttl_field =
+        |value: &Option<Spanned<u32>>, field: &str, default: u32, errors: &mut Vec<SourceError>| {
+            let v = value.as_ref().map_or(default, |v| *v.get_ref());
+            // RFC 2181 §8: TTLs are 31-bit values.
+            if v > i32::MAX as u32 {
+                errors.push(source.error(
+                    span(value),
+                    field,
+                    format!("{v} is above the largest TTL (2147483647)"),
+                ));
+            }
+            v
+        };
     let soa = SoaSettings {
         mname,
         rname,
@@ -424,7 +427,10 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    if let Ok(ip) = text.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+    if let Ok(ip) = text
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
         return Ok(SocketAddr::new(ip, 53));
     }
     Err(format!(
@@ -464,8 +470,8 @@ mod tests {
         let e = &errors.0[0];
         assert_eq!((e.line, e.field.as_str()), (3, "server.max-udp-payload"));
 
-        let errors = Settings::parse(Path::new("s.toml"), "apex = \"lwm2m.org\"\nbogus = 1\n")
-            .unwrap_err();
+        let errors =
+            Settings::parse(Path::new("s.toml"), "apex = \"lwm2m.org\"\nbogus = 1\n").unwrap_err();
         assert_eq!(errors.0[0].line, 2);
         assert!(errors.0[0].message.contains("unknown field"), "{errors}");
 

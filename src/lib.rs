@@ -17,6 +17,7 @@
 //! - [`server`]: UDP and TCP sockets, shutdown;
 //! - [`reload`]: watching the inputs and swapping in new snapshots.
 
+pub mod commands;
 pub mod config;
 pub mod diag;
 pub mod load;
@@ -26,4 +27,3 @@ pub mod server;
 pub mod template;
 pub mod wire;
 pub mod zone;
-pub mod commands;

@@ -60,7 +60,11 @@ impl Loaded {
 }
 
 /// Reads and builds in one step.
-pub fn load_zone(zones_dir: &Path, settings_file: Option<&Path>, serial: u32) -> Result<(Loaded, Zone), LoadError> {
+pub fn load_zone(
+    zones_dir: &Path,
+    settings_file: Option<&Path>,
+    serial: u32,
+) -> Result<(Loaded, Zone), LoadError> {
     let inputs = Inputs {
         zones_dir: zones_dir.to_path_buf(),
         settings_file: settings_file.map(Path::to_path_buf),

@@ -383,7 +383,10 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["bsf.mnc15.mcc262.lwm2m.org.", "bsf.mnc015.mcc262.lwm2m.org."]
+            [
+                "bsf.mnc15.mcc262.lwm2m.org.",
+                "bsf.mnc015.mcc262.lwm2m.org."
+            ]
         );
     }
 

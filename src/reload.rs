@@ -76,7 +76,10 @@ impl Reloader {
     /// Re-reads everything and swaps in a new snapshot if the inputs are good and different.
     /// Blocking (file reads, compilation): call it off the async runtime's workers.
     pub fn reload(&self, trigger: &str) -> ReloadOutcome {
-        let _one_at_a_time = self.busy.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one_at_a_time = self
+            .busy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
         let current = self.snapshots.load_full();
         let loaded = match self.inputs.read() {
@@ -92,8 +95,9 @@ impl Reloader {
                 "settings under [server] (listen addresses, threads, limits) changed; they take effect after a restart"
             );
         }
-        self.acl
-            .store(Arc::new(QueryAcl::new(loaded.settings.access.allow_query.clone())));
+        self.acl.store(Arc::new(QueryAcl::new(
+            loaded.settings.access.allow_query.clone(),
+        )));
         if candidate.same_content(&current.zone) {
             tracing::info!(
                 trigger,
@@ -153,21 +157,28 @@ impl Reloader {
                         .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
             }
         };
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
-                if event.kind.is_access() {
-                    return;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if event.kind.is_access() {
+                        return;
+                    }
+                    if event.paths.iter().any(|p| relevant(p)) {
+                        let _ = tx.send(());
+                    }
                 }
-                if event.paths.iter().any(|p| relevant(p)) {
-                    let _ = tx.send(());
-                }
-            }
-        })?;
-        watcher.watch(&canonical(&self.inputs.zones_dir), RecursiveMode::NonRecursive)?;
+            })?;
+        watcher.watch(
+            &canonical(&self.inputs.zones_dir),
+            RecursiveMode::NonRecursive,
+        )?;
         if let Some(file) = &settings_file {
             // Watch the directory, not the file: editors replace files by renaming, which
             // would end a watch on the file itself.
-            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             watcher.watch(&canonical(dir), RecursiveMode::NonRecursive)?;
         }
         loop {
@@ -200,6 +211,9 @@ fn canonical(path: &Path) -> PathBuf {
 
 /// Event paths are absolute and canonical; configured paths may be relative.
 fn same_dir(event_path: &Path, configured: &Path) -> bool {
-    let dir = configured.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = configured
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     event_path.parent().map(canonical) == Some(canonical(dir))
 }

@@ -133,9 +133,9 @@ pub fn parse_bootstrap_uri(text: &str) -> Result<BootstrapUri, String> {
             "{text:?} contains {c:?}; a URI is printable ASCII without spaces, quotes or backslashes"
         ));
     }
-    let (scheme_text, rest) = text
-        .split_once("://")
-        .ok_or_else(|| format!("{text:?} has no scheme; expected e.g. coaps://bs.example.net:5684"))?;
+    let (scheme_text, rest) = text.split_once("://").ok_or_else(|| {
+        format!("{text:?} has no scheme; expected e.g. coaps://bs.example.net:5684")
+    })?;
     let scheme = Scheme::parse(scheme_text).ok_or_else(|| {
         format!("scheme {scheme_text:?} is not one of coap, coaps, coap+tcp, coaps+tcp")
     })?;
@@ -269,7 +269,9 @@ impl Template {
             .iter()
             .map(|entry| {
                 let text = fill_placeholders(&entry.uri, &plmn);
-                parse_bootstrap_uri(&text).ok().map(|uri| (uri, entry.clone()))
+                parse_bootstrap_uri(&text)
+                    .ok()
+                    .map(|uri| (uri, entry.clone()))
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Operator {
@@ -290,8 +292,16 @@ impl Template {
 
         let coverage = if is_default {
             for (present, span, field) in [
-                (raw.mcc.is_some(), raw.mcc.as_ref().map(Spanned::span), "mcc"),
-                (raw.mnc.is_some(), raw.mnc.as_ref().map(Spanned::span), "mnc"),
+                (
+                    raw.mcc.is_some(),
+                    raw.mcc.as_ref().map(Spanned::span),
+                    "mcc",
+                ),
+                (
+                    raw.mnc.is_some(),
+                    raw.mnc.as_ref().map(Spanned::span),
+                    "mnc",
+                ),
             ] {
                 if present {
                     errors.push(source.error(
@@ -395,8 +405,10 @@ impl Template {
         // Placeholders are checked by filling them with sample digits: a URI that is valid
         // then stays valid for every real network.
         let sample = Plmn::new(
-            Mcc::parse("001").map_err(|e| SourceErrors(vec![source.error(None, "", e.to_string())]))?,
-            Mnc::parse("001").map_err(|e| SourceErrors(vec![source.error(None, "", e.to_string())]))?,
+            Mcc::parse("001")
+                .map_err(|e| SourceErrors(vec![source.error(None, "", e.to_string())]))?,
+            Mnc::parse("001")
+                .map_err(|e| SourceErrors(vec![source.error(None, "", e.to_string())]))?,
         );
         let mut bootstrap = Vec::new();
         for (i, b) in raw.bootstrap.iter().enumerate() {
@@ -492,8 +504,9 @@ pub fn load_dir(dir: &Path) -> Result<TemplateSet, SourceErrors> {
         .map_err(|e| SourceErrors(vec![whole_dir(format!("cannot read zones directory: {e}"))]))?;
     let mut paths = Vec::new();
     for entry in entries {
-        let entry = entry
-            .map_err(|e| SourceErrors(vec![whole_dir(format!("cannot list zones directory: {e}"))]))?;
+        let entry = entry.map_err(|e| {
+            SourceErrors(vec![whole_dir(format!("cannot list zones directory: {e}"))])
+        })?;
         let path = entry.path();
         if is_template_file(&path) && path.is_file() {
             paths.push(path);
@@ -716,7 +729,8 @@ weight = 1
                 "largest TTL",
             ),
             ("mcc = \"313\"\nmnc = [\"460\"]\n", 0, "bootstrap", "at least one"),
-            ("mcc = \"313\"\nmnc = [\"460\"\n", 2, "mnc", ""),
+            // A syntax error is placed where the parser noticed it (here: the end of the file).
+            ("mcc = \"313\"\nmnc = [\"460\"\n", 3, "", "expected"),
         ];
         for (text, line, field, needle) in cases {
             let e = single_error(text);
@@ -738,7 +752,9 @@ weight = 1
             op.bootstrap[0].0.text,
             "coaps://bs.mnc01.mcc262.hub.example:5684"
         );
-        let e = single_error("default = true\nmcc = \"262\"\n[[bootstrap]]\nuri = \"coaps://a.example\"\n");
+        let e = single_error(
+            "default = true\nmcc = \"262\"\n[[bootstrap]]\nuri = \"coaps://a.example\"\n",
+        );
         assert_eq!((e.line, e.field.as_str()), (2, "mcc"));
         let e = single_error("default = true\n[[bootstrap]]\nuri = \"coaps://a{imsi}.example\"\n");
         assert!(e.message.contains("unknown placeholder"), "{e}");
@@ -747,14 +763,22 @@ weight = 1
     #[test]
     fn duplicate_network_names_both_files() {
         let a = "mcc = \"262\"\nmnc = [\"01\"]\n[[bootstrap]]\nuri = \"coaps://a.example\"\n";
-        let b = "mcc = \"262\"\nmnc = [\"02\", \"01\"]\n[[bootstrap]]\nuri = \"coaps://b.example\"\n";
+        let b =
+            "mcc = \"262\"\nmnc = [\"02\", \"01\"]\n[[bootstrap]]\nuri = \"coaps://b.example\"\n";
         let errors = TemplateSet::from_texts(
-            [(Path::new("zones/a.toml"), a), (Path::new("zones/b.toml"), b)].into_iter(),
+            [
+                (Path::new("zones/a.toml"), a),
+                (Path::new("zones/b.toml"), b),
+            ]
+            .into_iter(),
         )
         .unwrap_err();
         assert_eq!(errors.0.len(), 1);
         let message = errors.0[0].to_string();
-        assert!(message.contains("zones/a.toml") && message.contains("zones/b.toml"), "{message}");
+        assert!(
+            message.contains("zones/a.toml") && message.contains("zones/b.toml"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -773,7 +797,15 @@ weight = 1
         for yes in ["a.toml", "313-460.toml"] {
             assert!(is_template_file(Path::new(yes)), "{yes}");
         }
-        for no in [".a.toml", "a.toml~", ".a.toml.swp", "a.toml.swp", "#a.toml#", "README", ".toml"] {
+        for no in [
+            ".a.toml",
+            "a.toml~",
+            ".a.toml.swp",
+            "a.toml.swp",
+            "#a.toml#",
+            "README",
+            ".toml",
+        ] {
             assert!(!is_template_file(Path::new(no)), "{no}");
         }
     }

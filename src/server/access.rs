@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn prefixes_match() {
-        let acl = QueryAcl::new(vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()]);
+        let acl = QueryAcl::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ]);
         assert!(acl.allows("10.1.2.3".parse().unwrap()));
         assert!(acl.allows("::ffff:10.1.2.3".parse().unwrap()));
         assert!(acl.allows("2001:db8::1".parse().unwrap()));

@@ -62,8 +62,12 @@ pub enum ServeError {
 
 fn bind_error(addr: SocketAddr, proto: &'static str, source: std::io::Error) -> ServeError {
     let hint = match source.kind() {
-        std::io::ErrorKind::AddrInUse => " (another process holds this port; pick another with --listen)",
-        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+        std::io::ErrorKind::AddrInUse => {
+            " (another process holds this port; pick another with --listen)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        }
         std::io::ErrorKind::AddrNotAvailable => " (no interface has this address)",
         _ => "",
     };
@@ -92,8 +96,13 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
     let (serial, operators, records) = (zone.serial, zone.operators, zone.record_count());
-    let snapshots = Arc::new(ArcSwap::from_pointee(Snapshot::compile(Arc::new(zone), &server_settings)));
-    let acl = Arc::new(ArcSwap::from_pointee(QueryAcl::new(loaded.settings.access.allow_query.clone())));
+    let snapshots = Arc::new(ArcSwap::from_pointee(Snapshot::compile(
+        Arc::new(zone),
+        &server_settings,
+    )));
+    let acl = Arc::new(ArcSwap::from_pointee(QueryAcl::new(
+        loaded.settings.access.allow_query.clone(),
+    )));
 
     // Bind everything first: a taken port must fail start-up, not a worker later.
     let mut udp_sockets = Vec::new();
@@ -108,9 +117,15 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             .unwrap_or(requested);
         udp_sockets.push((addr, first));
         for _ in 1..threads {
-            udp_sockets.push((addr, udp::bind(addr).map_err(|e| bind_error(addr, "UDP", e))?));
+            udp_sockets.push((
+                addr,
+                udp::bind(addr).map_err(|e| bind_error(addr, "UDP", e))?,
+            ));
         }
-        tcp_listeners.push((addr, bind_tcp(addr).map_err(|e| bind_error(addr, "TCP", e))?));
+        tcp_listeners.push((
+            addr,
+            bind_tcp(addr).map_err(|e| bind_error(addr, "TCP", e))?,
+        ));
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -246,7 +261,7 @@ pub(crate) fn log_query(client: std::net::IpAddr, transport: &str, query: &[u8],
         Ok(q) => (
             hickory_proto::rr::Name::from_labels(wire_labels(lower.as_slice()))
                 .map(|n| n.to_ascii())
-            .unwrap_or_else(|_| "?".into()),
+                .unwrap_or_else(|_| "?".into()),
             q.question.map_or(0, |q| q.qtype),
         ),
         Err(_) => ("-".into(), 0),

@@ -64,7 +64,11 @@ pub async fn accept_loop(listener: TcpListener, cx: Arc<TcpContext>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, cx: &TcpContext) -> std::io::Result<()> {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    cx: &TcpContext,
+) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::new(reader);

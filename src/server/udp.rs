@@ -114,7 +114,9 @@ fn source_ip(storage: &libc::sockaddr_storage) -> Option<std::net::IpAddr> {
         libc::AF_INET => {
             // SAFETY: the family says this storage holds a sockaddr_in.
             let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
-            Some(std::net::IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+            Some(std::net::IpAddr::from(
+                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+            ))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this storage holds a sockaddr_in6.
@@ -150,7 +152,9 @@ fn run(
         if received <= 0 {
             let error = io::Error::last_os_error();
             match error.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => {}
                 _ => {
                     tracing::warn!(%error, "UDP receive failed");
                     std::thread::sleep(Duration::from_millis(10));
@@ -169,7 +173,9 @@ fn run(
                 responder.respond(&snapshot, packet, Transport::Udp, out)
             } else {
                 match source_ip(&batch.addrs[i]) {
-                    Some(ip) if acl.allows(ip) => responder.respond(&snapshot, packet, Transport::Udp, out),
+                    Some(ip) if acl.allows(ip) => {
+                        responder.respond(&snapshot, packet, Transport::Udp, out)
+                    }
                     _ => responder.refuse(&snapshot, packet, out),
                 }
             };

@@ -150,7 +150,10 @@ fn skip_name(bytes: &[u8], mut pos: usize) -> Option<usize> {
 }
 
 /// Parses a query. On success the question (if QDCOUNT is 1) is in `lower` and `Query`.
-pub fn parse<'a>(bytes: &'a [u8], lower: &mut LowerName) -> Result<Query<'a>, (Reject, Option<Query<'a>>)> {
+pub fn parse<'a>(
+    bytes: &'a [u8],
+    lower: &mut LowerName,
+) -> Result<Query<'a>, (Reject, Option<Query<'a>>)> {
     if bytes.len() < 12 {
         return Err((Reject::Drop, None));
     }
@@ -177,7 +180,8 @@ pub fn parse<'a>(bytes: &'a [u8], lower: &mut LowerName) -> Result<Query<'a>, (R
     let Some(after_name) = read_qname(bytes, 12, lower) else {
         return Err((Reject::FormErr, Some(query)));
     };
-    let (Some(qtype), Some(qclass)) = (read_u16(bytes, after_name), read_u16(bytes, after_name + 2))
+    let (Some(qtype), Some(qclass)) =
+        (read_u16(bytes, after_name), read_u16(bytes, after_name + 2))
     else {
         return Err((Reject::FormErr, Some(query)));
     };
@@ -212,7 +216,10 @@ pub fn parse<'a>(bytes: &'a [u8], lower: &mut LowerName) -> Result<Query<'a>, (R
             match rtype {
                 TYPE_OPT => {
                     // RFC 6891 §6.1.1: exactly one OPT, owned by the root.
-                    if query.edns.is_some() || bytes[start] != 0 || !options_well_formed(&bytes[after_owner + 10..end]) {
+                    if query.edns.is_some()
+                        || bytes[start] != 0
+                        || !options_well_formed(&bytes[after_owner + 10..end])
+                    {
                         return Err((Reject::FormErr, Some(query)));
                     }
                     query.edns = Some(Edns {
@@ -289,7 +296,10 @@ mod tests {
         assert_eq!(q.id, 0x1234);
         assert_eq!(lower.as_slice(), b"\x03bsf\x05lwm2m\x03org\x00");
         let question = q.question.unwrap();
-        assert_eq!(&question.raw[..question.name_len], b"\x03BsF\x05lwm2m\x03ORG\x00");
+        assert_eq!(
+            &question.raw[..question.name_len],
+            b"\x03BsF\x05lwm2m\x03ORG\x00"
+        );
         assert!(lower.is_at_or_below(b"\x05lwm2m\x03org\x00"));
         assert!(!lower.is_at_or_below(b"\x04wm2m\x03org\x00"));
         assert!(lower.is_at_or_below(b"\x00"));
@@ -331,7 +341,10 @@ mod tests {
         }
         let mut truncated = query(b"\x00", 1, &[], 0);
         truncated.pop();
-        assert_eq!(parse(&truncated, &mut lower).unwrap_err().0, Reject::FormErr);
+        assert_eq!(
+            parse(&truncated, &mut lower).unwrap_err().0,
+            Reject::FormErr
+        );
         // Two questions.
         let mut two = query(b"\x00", 1, &[], 0);
         two[5] = 2;

@@ -17,8 +17,8 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::query::{
-    parse, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR,
-    FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
+    parse, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD,
+    FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
 };
 use super::snapshot::{encode, Prebuilt, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
@@ -66,7 +66,14 @@ impl Responder {
         out.clear();
         match parse(packet, &mut self.lower) {
             Ok(query) => {
-                write_error(out, snapshot.max_udp_payload, &query, query.question.map(|q| q.raw), RCODE_REFUSED, query.edns);
+                write_error(
+                    out,
+                    snapshot.max_udp_payload,
+                    &query,
+                    query.question.map(|q| q.raw),
+                    RCODE_REFUSED,
+                    query.edns,
+                );
                 Verdict::Send
             }
             Err(_) => Verdict::Drop,
@@ -92,7 +99,14 @@ impl Responder {
                 };
                 // The question is echoed only when it was read whole and is the only one.
                 let question = query.question.filter(|_| query.qdcount == 1);
-                write_error(out, payload, &query, question.map(|q| q.raw), RCODE_FORMERR, None);
+                write_error(
+                    out,
+                    payload,
+                    &query,
+                    question.map(|q| q.raw),
+                    RCODE_FORMERR,
+                    None,
+                );
                 return Verdict::Send;
             }
         };
@@ -107,21 +121,47 @@ impl Responder {
         }
         // A standard query carries no answer or authority records (IXFR puts its SOA in
         // the authority section).
-        if query.ancount != 0 || (query.nscount != 0 && question.qtype != TYPE_IXFR) || question.qtype == TYPE_OPT {
-            write_error(out, payload, &query, raw_question, RCODE_FORMERR, query.edns);
+        if query.ancount != 0
+            || (query.nscount != 0 && question.qtype != TYPE_IXFR)
+            || question.qtype == TYPE_OPT
+        {
+            write_error(
+                out,
+                payload,
+                &query,
+                raw_question,
+                RCODE_FORMERR,
+                query.edns,
+            );
             return Verdict::Send;
         }
         if let Some(edns) = query.edns.filter(|e| e.version > 0) {
             write_badvers(out, payload, &query, raw_question, edns);
             return Verdict::Send;
         }
-        if !matches!(question.qclass, CLASS_IN | CLASS_ANY) || !self.lower.is_at_or_below(&snapshot.apex_wire) {
-            write_error(out, payload, &query, raw_question, RCODE_REFUSED, query.edns);
+        if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
+            || !self.lower.is_at_or_below(&snapshot.apex_wire)
+        {
+            write_error(
+                out,
+                payload,
+                &query,
+                raw_question,
+                RCODE_REFUSED,
+                query.edns,
+            );
             return Verdict::Send;
         }
         // Zone transfers never go over UDP, and over TCP they are the transfer module's job.
         if matches!(question.qtype, TYPE_AXFR | TYPE_IXFR) {
-            write_error(out, payload, &query, raw_question, RCODE_REFUSED, query.edns);
+            write_error(
+                out,
+                payload,
+                &query,
+                raw_question,
+                RCODE_REFUSED,
+                query.edns,
+            );
             return Verdict::Send;
         }
         let limit = size_limit(snapshot, transport, query.edns);
@@ -133,16 +173,36 @@ impl Responder {
                         .as_ref()
                         .or_else(|| node.answers.first().map(|(_, p)| p)),
                     TYPE_ANY => node.answers.first().map(|(_, p)| p),
-                    qtype => node.answers.iter().find(|(t, _)| *t == qtype).map(|(_, p)| p),
+                    qtype => node
+                        .answers
+                        .iter()
+                        .find(|(t, _)| *t == qtype)
+                        .map(|(_, p)| p),
                 };
                 match prebuilt {
                     Some(p) => write_prebuilt(out, payload, &query, question.raw, p, limit),
-                    None => write_negative(out, snapshot, &query, &self.lower, question.raw, RCODE_NOERROR),
+                    None => write_negative(
+                        out,
+                        snapshot,
+                        &query,
+                        &self.lower,
+                        question.raw,
+                        RCODE_NOERROR,
+                    ),
                 }
             }
             None => {
-                if snapshot.zone.default.is_none() || !write_synthesized(out, snapshot, &query, question.raw, transport, limit) {
-                    write_negative(out, snapshot, &query, &self.lower, question.raw, RCODE_NXDOMAIN);
+                if snapshot.zone.default.is_none()
+                    || !write_synthesized(out, snapshot, &query, question.raw, transport, limit)
+                {
+                    write_negative(
+                        out,
+                        snapshot,
+                        &query,
+                        &self.lower,
+                        question.raw,
+                        RCODE_NXDOMAIN,
+                    );
                 }
             }
         }
@@ -185,7 +245,14 @@ fn write_opt(out: &mut Vec<u8>, payload: u16, extended_rcode: u8, edns: Edns) {
     out.extend_from_slice(&0u16.to_be_bytes());
 }
 
-fn write_error(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: Option<&[u8]>, rcode: u16, edns: Option<Edns>) {
+fn write_error(
+    out: &mut Vec<u8>,
+    payload: u16,
+    query: &Query<'_>,
+    question: Option<&[u8]>,
+    rcode: u16,
+    edns: Option<Edns>,
+) {
     let counts = [question.is_some() as u16, 0, 0, edns.is_some() as u16];
     write_header(out, query.id, response_flags(query, 0, rcode), counts);
     if let Some(q) = question {
@@ -196,7 +263,13 @@ fn write_error(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: Opt
     }
 }
 
-fn write_badvers(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: Option<&[u8]>, edns: Edns) {
+fn write_badvers(
+    out: &mut Vec<u8>,
+    payload: u16,
+    query: &Query<'_>,
+    question: Option<&[u8]>,
+    edns: Edns,
+) {
     let counts = [question.is_some() as u16, 0, 0, 1];
     write_header(out, query.id, response_flags(query, 0, 0), counts);
     if let Some(q) = question {
@@ -206,7 +279,14 @@ fn write_badvers(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: O
 }
 
 /// NXDOMAIN or NODATA: the question and the SOA (negative TTL) in the authority section.
-fn write_negative(out: &mut Vec<u8>, snapshot: &Snapshot, query: &Query<'_>, lower: &LowerName, question: &[u8], rcode: u16) {
+fn write_negative(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &Query<'_>,
+    lower: &LowerName,
+    question: &[u8],
+    rcode: u16,
+) {
     let counts = [1, 0, 1, query.edns.is_some() as u16];
     write_header(out, query.id, response_flags(query, FLAG_AA, rcode), counts);
     out.extend_from_slice(question);
@@ -220,7 +300,14 @@ fn write_negative(out: &mut Vec<u8>, snapshot: &Snapshot, query: &Query<'_>, low
 }
 
 /// Copies a prebuilt answer, or its trimmed form, or a truncated response, whichever fits.
-fn write_prebuilt(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: &[u8], prebuilt: &Prebuilt, limit: usize) {
+fn write_prebuilt(
+    out: &mut Vec<u8>,
+    payload: u16,
+    query: &Query<'_>,
+    question: &[u8],
+    prebuilt: &Prebuilt,
+    limit: usize,
+) {
     let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
     let fits = |bytes: &[u8]| bytes.len() + opt_len <= limit;
     let chosen = if fits(&prebuilt.full) {
@@ -231,7 +318,12 @@ fn write_prebuilt(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: 
     let Some(bytes) = chosen else {
         // RFC 2181 §9: the answer does not fit; say so and let the client retry over TCP.
         let counts = [1, 0, 0, query.edns.is_some() as u16];
-        write_header(out, query.id, response_flags(query, FLAG_AA | FLAG_TC, 0), counts);
+        write_header(
+            out,
+            query.id,
+            response_flags(query, FLAG_AA | FLAG_TC, 0),
+            counts,
+        );
         out.extend_from_slice(question);
         if let Some(e) = query.edns {
             write_opt(out, payload, 0, e);
@@ -261,7 +353,14 @@ fn patch(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: &[u8]) {
 
 /// Answers a name of a network without a file from the default template. Returns false when
 /// the name is not such a name (the caller then answers NXDOMAIN).
-fn write_synthesized(out: &mut Vec<u8>, snapshot: &Snapshot, query: &Query<'_>, question: &[u8], transport: Transport, limit: usize) -> bool {
+fn write_synthesized(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &Query<'_>,
+    question: &[u8],
+    transport: Transport,
+    limit: usize,
+) -> bool {
     let mut decoder = BinDecoder::new(question);
     let Ok(parsed) = HickoryQuery::read(&mut decoder) else {
         return false;
@@ -279,6 +378,13 @@ fn write_synthesized(out: &mut Vec<u8>, snapshot: &Snapshot, query: &Query<'_>, 
         full: bytes.into_boxed_slice(),
         without_additional: None,
     };
-    write_prebuilt(out, snapshot.max_udp_payload, query, question, &prebuilt, limit);
+    write_prebuilt(
+        out,
+        snapshot.max_udp_payload,
+        query,
+        question,
+        &prebuilt,
+        limit,
+    );
     true
 }

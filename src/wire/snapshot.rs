@@ -103,7 +103,13 @@ fn soa_tail(zone: &Zone) -> Box<[u8]> {
         if let hickory_proto::rr::RData::SOA(s) = &soa.data {
             rdata.extend_from_slice(&wire_name(&s.mname));
             rdata.extend_from_slice(&wire_name(&s.rname));
-            for v in [s.serial, s.refresh as u32, s.retry as u32, s.expire as u32, s.minimum] {
+            for v in [
+                s.serial,
+                s.refresh as u32,
+                s.retry as u32,
+                s.expire as u32,
+                s.minimum,
+            ] {
                 rdata.extend_from_slice(&v.to_be_bytes());
             }
         }

@@ -20,7 +20,7 @@ use crate::template::{Host, Operator, TemplateSet};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     #[error("name server {0} collides with an operator name; choose a name outside mcc*.{1}")]
-    NsCollision(Name, Name),
+    NsCollision(String, String),
     #[error("{0}: a generated name is invalid: {1}")]
     BadName(String, String),
 }
@@ -51,7 +51,10 @@ pub fn build(
     }
     for ns in &settings.ns {
         if crate::plmn::parse_plmn_name(&ns.name, &settings.apex).is_some() {
-            return Err(BuildError::NsCollision(ns.name.clone(), settings.apex.clone()));
+            return Err(BuildError::NsCollision(
+                ns.name.to_string(),
+                settings.apex.to_string(),
+            ));
         }
     }
     let default = templates
@@ -216,7 +219,11 @@ fn add_operator(nodes: &mut NodeMap, operator: &Operator, spelling: Plmn) -> Res
             ttl,
             RData::SRV(SRV::new(entry.priority, entry.weight, uri.port, target)),
         ));
-        nodes.add(record(&owner, ttl, uri_rdata(entry.priority, entry.weight, &uri.text)));
+        nodes.add(record(
+            &owner,
+            ttl,
+            uri_rdata(entry.priority, entry.weight, &uri.text),
+        ));
     }
     Ok(())
 }

@@ -107,9 +107,6 @@ mod tests {
     #[test]
     fn uri_is_generic_form() {
         let data = super::super::uri_rdata(10, 1, "coap://x");
-        assert_eq!(
-            rdata_text(&data),
-            "TYPE256 \\# 12 000a0001636f61703a2f2f78"
-        );
+        assert_eq!(rdata_text(&data), "TYPE256 \\# 12 000a0001636f61703a2f2f78");
     }
 }

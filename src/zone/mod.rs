@@ -10,9 +10,9 @@
 //! - `export`: the RFC 1035 master-file form.
 
 mod build;
-pub mod serial;
 pub mod export;
 pub mod lookup;
+pub mod serial;
 
 use std::collections::BTreeMap;
 
