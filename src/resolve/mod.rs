@@ -12,7 +12,7 @@
 //! - [`order`]: RFC 2782 priority and weighted order, with an injectable random source.
 //! - [`candidate`]: the rules from answers to the ordered, deduplicated candidate list.
 //! - [`output`]: human and JSON rendering, and the exit codes.
-//! - [`cli`]: the `resolve` subcommand's flags and its `run`.
+//! - [`cli`]: the `resolve` subcommand ([`ResolveCommand`], [`cli::main`]) and [`run`].
 //!
 //! Outcomes are explicit: candidates found (exit 0; failed queries are listed as warnings),
 //! nothing found because the operator is unknown or publishes nothing (exit 2), or nothing
