@@ -15,7 +15,8 @@
 //! - [`zone`]: the compiled zone (records), the answer function, the master-file export;
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
 //! - [`server`]: UDP and TCP sockets, shutdown;
-//! - [`reload`]: watching the inputs and swapping in new snapshots.
+//! - [`reload`]: watching the inputs and swapping in new snapshots;
+//! - [`resolve`]: the device's side — the lookup a device does, as `bsf-dns resolve`.
 
 pub mod commands;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod diag;
 pub mod load;
 pub mod plmn;
 pub mod reload;
+pub mod resolve;
 pub mod server;
 pub mod template;
 pub mod wire;
