@@ -86,7 +86,7 @@ impl Reloader {
             Ok(loaded) => loaded,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
-        let candidate = match loaded.build(current.serial()) {
+        let mut candidate = match loaded.build(current.serial()) {
             Ok(zone) => zone,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
@@ -111,12 +111,9 @@ impl Reloader {
             };
         }
         let serial = serial_for_now(current.serial());
-        let zone = match loaded.build(serial) {
-            Ok(zone) => zone,
-            Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
-        };
-        let (operators, records) = (zone.operators, zone.record_count());
-        let snapshot = Snapshot::compile(Arc::new(zone), &self.running);
+        candidate.set_serial(serial);
+        let (operators, records) = (candidate.operators, candidate.record_count());
+        let snapshot = Snapshot::compile(Arc::new(candidate), &self.running);
         self.snapshots.store(Arc::new(snapshot));
         let _ = self.serial_tx.send(serial);
         tracing::info!(

@@ -126,7 +126,8 @@ impl Snapshot {
     /// Precompiles every positive answer of the zone.
     pub fn compile(zone: Arc<Zone>, server: &ServerSettings) -> Snapshot {
         let mut names = NameMap::with_capacity_and_hasher(zone.nodes.len(), Default::default());
-        for (owner, node) in &zone.nodes {
+        for (key, node) in zone.nodes.iter() {
+            let owner = &node.name;
             let mut compiled = CompiledNode::default();
             for set in &node.rrsets {
                 let question = Query::query(owner.clone(), set.rtype);
@@ -140,7 +141,7 @@ impl Snapshot {
                 let answer = lookup(&zone, owner, RecordType::ANY, DNSClass::IN, Transport::Tcp);
                 compiled.any_tcp = prebuild(&question, &answer);
             }
-            names.insert(wire_name(owner), compiled);
+            names.insert(key.into(), compiled);
         }
         Snapshot {
             apex_wire: wire_name(zone.apex()),

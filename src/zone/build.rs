@@ -5,13 +5,13 @@
 //! empty non-terminals for every name between an owner and the apex. At the apex: SOA, NS and
 //! the glue of in-zone name servers.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
 
-use super::{DefaultTemplate, Node, RRset, Zone, URI_TYPE};
+use super::{DefaultTemplate, Nodes, RRset, Zone, URI_TYPE};
 use crate::config::ZoneSettings;
 use crate::plmn::Plmn;
 use crate::template::{Host, Operator, TemplateSet};
@@ -80,7 +80,7 @@ pub(crate) fn operator_nodes(
     apex: &Name,
     operator: &Operator,
     spelling: Plmn,
-) -> Result<BTreeMap<Name, Node>, String> {
+) -> Result<Nodes, String> {
     let mut nodes = NodeMap::new(apex.clone());
     add_operator(&mut nodes, operator, spelling)?;
     Ok(nodes.finish())
@@ -89,29 +89,35 @@ pub(crate) fn operator_nodes(
 /// Owner names to record sets, keeping each node's record sets in insertion order.
 struct NodeMap {
     apex: Name,
-    nodes: BTreeMap<Name, Node>,
+    nodes: Nodes,
 }
 
 impl NodeMap {
     fn new(apex: Name) -> Self {
         NodeMap {
             apex,
-            nodes: BTreeMap::new(),
+            nodes: Nodes::default(),
         }
+    }
+
+    /// Creates the node for `owner` and, the first time, every ancestor up to the apex (as
+    /// empty non-terminals where nothing else is there).
+    fn node(&mut self, owner: &Name) -> &mut super::Node {
+        if self.nodes.entry(owner).1 {
+            let mut ancestor = owner.base_name();
+            while self.apex.zone_of(&ancestor) {
+                if !self.nodes.entry(&ancestor).1 || ancestor == self.apex {
+                    break;
+                }
+                ancestor = ancestor.base_name();
+            }
+        }
+        self.nodes.entry(owner).0
     }
 
     fn add(&mut self, record: Record) {
         let owner = record.name.to_lowercase();
-        // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
-        let mut ancestor = owner.base_name();
-        while self.apex.zone_of(&ancestor) && ancestor != owner {
-            self.nodes.entry(ancestor.clone()).or_default();
-            if ancestor == self.apex {
-                break;
-            }
-            ancestor = ancestor.base_name();
-        }
-        let node = self.nodes.entry(owner).or_default();
+        let node = self.node(&owner);
         let rtype = record.record_type();
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
             Some(set) => {
@@ -126,7 +132,7 @@ impl NodeMap {
         }
     }
 
-    fn finish(self) -> BTreeMap<Name, Node> {
+    fn finish(self) -> Nodes {
         self.nodes
     }
 }
@@ -203,7 +209,7 @@ fn add_operator(nodes: &mut NodeMap, operator: &Operator, spelling: Plmn) -> Res
     }
     if operator.bootstrap.is_empty() && addresses.is_empty() {
         // Still a name of the zone: the network exists, it has no data.
-        nodes.nodes.entry(bsf.clone()).or_default();
+        nodes.node(&bsf);
     }
     for (uri, entry) in &operator.bootstrap {
         let (service, proto) = uri.scheme.service_labels();

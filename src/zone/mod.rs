@@ -14,9 +14,10 @@ pub mod export;
 pub mod lookup;
 pub mod serial;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::config::ZoneSettings;
 use crate::template::Template;
@@ -42,8 +43,10 @@ impl RRset {
 }
 
 /// The record sets at one owner name; empty for an empty non-terminal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
+    /// The owner, in lower case.
+    pub name: Name,
     pub rrsets: Vec<RRset>,
 }
 
@@ -52,6 +55,107 @@ impl Node {
         self.rrsets.iter().find(|s| s.rtype == rtype)
     }
 }
+
+/// Lower-case, uncompressed wire form of a name: the key of every name look-up.
+pub fn wire_key(name: &Name) -> Box<[u8]> {
+    name.to_lowercase()
+        .to_bytes()
+        .unwrap_or_else(|_| vec![0])
+        .into_boxed_slice()
+}
+
+/// RFC 4034 §6.1 canonical order key: labels from the root down, each lower case and
+/// terminated by a zero octet (our names hold no zero octets: they are host names and
+/// service labels), so that byte order is canonical order.
+fn canonical_key(wire: &[u8]) -> Vec<u8> {
+    let mut labels = Vec::new();
+    let mut pos = 0;
+    while let Some(&len) = wire.get(pos) {
+        if len == 0 {
+            break;
+        }
+        labels.push(wire.get(pos + 1..pos + 1 + len as usize).unwrap_or_default());
+        pos += 1 + len as usize;
+    }
+    let mut key = Vec::with_capacity(wire.len());
+    for label in labels.iter().rev() {
+        key.extend_from_slice(label);
+        key.push(0);
+    }
+    key
+}
+
+/// The owner names of a zone. Hashed by wire key: building and looking up hundreds of
+/// thousands of names must not pay for canonical comparisons, which only export and
+/// transfer need (they sort once).
+#[derive(Debug, Clone, Default)]
+pub struct Nodes {
+    map: HashMap<Box<[u8]>, Node, ahash::RandomState>,
+}
+
+impl Nodes {
+    pub fn get(&self, name: &Name) -> Option<&Node> {
+        self.map.get(&wire_key(name))
+    }
+
+    pub fn get_wire(&self, key: &[u8]) -> Option<&Node> {
+        self.map.get(key)
+    }
+
+    pub fn contains(&self, name: &Name) -> bool {
+        self.get(name).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Nodes with their wire keys, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.map.iter().map(|(k, v)| (&k[..], v))
+    }
+
+    /// Nodes in canonical order (the apex first).
+    pub fn canonical(&self) -> Vec<&Node> {
+        let mut keyed: Vec<(Vec<u8>, &Node)> = self
+            .map
+            .iter()
+            .map(|(k, v)| (canonical_key(k), v))
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        keyed.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The node for `name` (lower case), created empty if absent. Returns whether it is new.
+    pub(crate) fn entry(&mut self, name: &Name) -> (&mut Node, bool) {
+        let key = wire_key(name);
+        let mut created = false;
+        let node = self.map.entry(key).or_insert_with(|| {
+            created = true;
+            Node {
+                name: name.clone(),
+                rrsets: Vec::new(),
+            }
+        });
+        (node, created)
+    }
+
+    pub(crate) fn get_mut(&mut self, name: &Name) -> Option<&mut Node> {
+        self.map.get_mut(&wire_key(name))
+    }
+}
+
+impl PartialEq for Nodes {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl Eq for Nodes {}
 
 /// The default template, kept to synthesize answers for networks without a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +169,8 @@ pub struct DefaultTemplate {
 pub struct Zone {
     pub settings: ZoneSettings,
     pub serial: u32,
-    /// Owner names (lower case) in DNSSEC canonical order, the apex first.
-    pub nodes: BTreeMap<Name, Node>,
+    /// Owner names (lower case) and their records.
+    pub nodes: Nodes,
     pub default: Option<DefaultTemplate>,
     /// Number of networks with a template file, per spelling not counted twice.
     pub operators: usize,
@@ -92,8 +196,8 @@ impl Zone {
 
     pub fn record_count(&self) -> usize {
         self.nodes
-            .values()
-            .flat_map(|n| n.rrsets.iter())
+            .iter()
+            .flat_map(|(_, n)| n.rrsets.iter())
             .map(|s| s.records.len())
             .sum()
     }
@@ -101,9 +205,25 @@ impl Zone {
     /// Every record, SOA first, in canonical owner order (the order of exports and transfers).
     pub fn records(&self) -> impl Iterator<Item = &Record> {
         self.nodes
-            .values()
+            .canonical()
+            .into_iter()
             .flat_map(|n| n.rrsets.iter())
             .flat_map(|s| s.records.iter())
+    }
+
+    /// Publishes a new serial in place (the SOA is the only record that carries it).
+    pub fn set_serial(&mut self, serial: u32) {
+        self.serial = serial;
+        let apex = self.settings.apex.clone();
+        if let Some(node) = self.nodes.get_mut(&apex) {
+            for set in &mut node.rrsets {
+                for record in &mut set.records {
+                    if let hickory_proto::rr::RData::SOA(soa) = &mut record.data {
+                        soa.serial = serial;
+                    }
+                }
+            }
+        }
     }
 
     /// Whether two zones serve the same data apart from the SOA serial: a reload that changes
@@ -116,6 +236,7 @@ impl Zone {
             }
             soa
         };
+        let apex = wire_key(self.apex());
         self.settings == other.settings
             && self.default == other.default
             && strip(self) == strip(other)
@@ -123,8 +244,7 @@ impl Zone {
             && self
                 .nodes
                 .iter()
-                .zip(other.nodes.iter())
-                .filter(|((name, _), _)| *name != self.apex())
-                .all(|(a, b)| a == b)
+                .filter(|(key, _)| **key != *apex)
+                .all(|(key, node)| other.nodes.get_wire(key) == Some(node))
     }
 }
