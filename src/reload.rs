@@ -86,7 +86,7 @@ impl Reloader {
             Ok(loaded) => loaded,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
-        let mut candidate = match loaded.build(current.serial()) {
+        let mut candidate = match loaded.build_from(current.serial(), Some(&current.zone)) {
             Ok(zone) => zone,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
@@ -113,7 +113,7 @@ impl Reloader {
         let serial = serial_for_now(current.serial());
         candidate.set_serial(serial);
         let (operators, records) = (candidate.operators, candidate.record_count());
-        let snapshot = Snapshot::compile(Arc::new(candidate), &self.running);
+        let snapshot = Snapshot::compile(Arc::new(candidate), &self.running, Some(&current));
         self.snapshots.store(Arc::new(snapshot));
         let _ = self.serial_tx.send(serial);
         tracing::info!(

@@ -99,6 +99,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     let snapshots = Arc::new(ArcSwap::from_pointee(Snapshot::compile(
         Arc::new(zone),
         &server_settings,
+        None,
     )));
     let acl = Arc::new(ArcSwap::from_pointee(QueryAcl::new(
         loaded.settings.access.allow_query.clone(),

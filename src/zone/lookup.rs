@@ -76,12 +76,12 @@ pub fn lookup(
         return Answer::empty(Outcome::Refused);
     }
     let owner = qname.to_lowercase();
-    if let Some(node) = zone.nodes.get(&owner) {
-        return answer_at(zone, &zone.nodes, node, qtype, transport);
+    if let Some(node) = zone.node(&owner) {
+        return answer_at(zone, |n| zone.node(n), node, qtype, transport);
     }
     if let Some(synthesized) = synthesize_default(zone, &owner) {
         if let Some(node) = synthesized.get(&owner) {
-            return answer_at(zone, &synthesized, node, qtype, transport);
+            return answer_at(zone, |n| synthesized.get(n), node, qtype, transport);
         }
     }
     negative(zone, Outcome::NxDomain)
@@ -97,9 +97,9 @@ fn negative(zone: &Zone, outcome: Outcome) -> Answer {
     answer
 }
 
-fn answer_at(
+fn answer_at<'z>(
     zone: &Zone,
-    nodes: &Nodes,
+    nodes: impl Fn(&Name) -> Option<&'z Node>,
     node: &Node,
     qtype: RecordType,
     transport: Transport,
@@ -123,7 +123,7 @@ fn answer_at(
 
 /// A and AAAA of in-zone targets of SRV and NS answers (RFC 2782, RFC 1035 §3.3.11), each
 /// target once, A before AAAA.
-fn additional_for(nodes: &Nodes, answers: &[Record]) -> Vec<Record> {
+fn additional_for<'z>(nodes: impl Fn(&Name) -> Option<&'z Node>, answers: &[Record]) -> Vec<Record> {
     let mut targets: Vec<&Name> = Vec::new();
     for record in answers {
         let target = match &record.data {
@@ -137,7 +137,7 @@ fn additional_for(nodes: &Nodes, answers: &[Record]) -> Vec<Record> {
     }
     let mut additional = Vec::new();
     for target in targets {
-        if let Some(node) = nodes.get(target) {
+        if let Some(node) = nodes(target) {
             for rtype in [RecordType::A, RecordType::AAAA] {
                 if let Some(set) = node.rrset(rtype) {
                     additional.extend(set.records.iter().cloned());
@@ -161,7 +161,7 @@ pub(crate) fn synthesize_default(zone: &Zone, owner: &Name) -> Option<Nodes> {
     };
     // A network with a file is answered from its file alone, never mixed with the default.
     let bsf = spelled.bsf_name(zone.apex()).ok()?.to_lowercase();
-    if zone.nodes.contains(&bsf) {
+    if zone.node(&bsf).is_some() {
         return None;
     }
     // `mnc015` under an MCC whose networks all have 2-digit MNCs is the padded spelling of 15.

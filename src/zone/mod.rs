@@ -14,12 +14,14 @@ pub mod export;
 pub mod lookup;
 pub mod serial;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::config::ZoneSettings;
+use crate::plmn::Mcc;
 use crate::template::Template;
 
 pub use build::{build, parse_uri_rdata, uri_rdata, BuildError};
@@ -119,17 +121,6 @@ impl Nodes {
         self.map.iter().map(|(k, v)| (&k[..], v))
     }
 
-    /// Nodes in canonical order (the apex first).
-    pub fn canonical(&self) -> Vec<&Node> {
-        let mut keyed: Vec<(Vec<u8>, &Node)> = self
-            .map
-            .iter()
-            .map(|(k, v)| (canonical_key(k), v))
-            .collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        keyed.into_iter().map(|(_, v)| v).collect()
-    }
-
     /// The node for `name` (lower case), created empty if absent. Returns whether it is new.
     pub(crate) fn entry(&mut self, name: &Name) -> (&mut Node, bool) {
         let key = wire_key(name);
@@ -164,26 +155,110 @@ pub struct DefaultTemplate {
     pub default_ttl: u32,
 }
 
-/// An immutable, fully built zone.
+/// The names of one country code: `mcc<MCC>.<apex>` and everything below it, built from the
+/// templates of that MCC. Parts are the unit of rebuilding: a reload rebuilds only the parts
+/// whose templates changed, and snapshots share the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub mcc: Mcc,
+    /// The templates it was built from, with the settings that shape it: equal inputs give an
+    /// equal part, so a previous part is reused when these compare equal.
+    pub templates: Vec<Template>,
+    pub apex: Name,
+    pub default_ttl: u32,
+    pub nodes: Nodes,
+    pub operators: usize,
+    /// Whether every answer of the part depends on the part alone (no SRV target with
+    /// addresses elsewhere in the zone), so its compiled answers can be reused as they are.
+    pub self_contained: bool,
+}
+
+/// The MCC of the label right below the apex, for a lower-case wire name ending in the apex
+/// (`\x06mcc313\x05lwm2m\x03org\x00` → 313). Names without one belong to the apex part.
+pub fn mcc_of_wire(key: &[u8], apex_len: usize) -> Option<Mcc> {
+    let apex_start = key.len().checked_sub(apex_len)?;
+    let mut pos = 0;
+    while pos < apex_start {
+        let len = *key.get(pos)? as usize;
+        let end = pos + 1 + len;
+        if end == apex_start {
+            let label = key.get(pos + 1..end)?;
+            return (len == 6 && &label[..3] == b"mcc")
+                .then(|| std::str::from_utf8(&label[3..]).ok())
+                .flatten()
+                .and_then(|digits| Mcc::parse(digits).ok());
+        }
+        pos = end;
+    }
+    None
+}
+
+/// An immutable, fully built zone: the apex part (SOA, NS, glue) and one part per MCC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zone {
     pub settings: ZoneSettings,
     pub serial: u32,
-    /// Owner names (lower case) and their records.
-    pub nodes: Nodes,
+    /// Names not under an `mcc<MCC>` label: the apex and in-zone name servers.
+    pub apex_nodes: Nodes,
+    pub parts: BTreeMap<Mcc, Arc<Part>>,
     pub default: Option<DefaultTemplate>,
-    /// Number of networks with a template file, per spelling not counted twice.
+    /// Number of networks with a template file.
     pub operators: usize,
+    apex_key_len: usize,
 }
 
 impl Zone {
+    pub(crate) fn new(
+        settings: ZoneSettings,
+        serial: u32,
+        apex_nodes: Nodes,
+        parts: BTreeMap<Mcc, Arc<Part>>,
+        default: Option<DefaultTemplate>,
+    ) -> Zone {
+        let operators = parts.values().map(|p| p.operators).sum();
+        let apex_key_len = wire_key(&settings.apex).len();
+        Zone {
+            settings,
+            serial,
+            apex_nodes,
+            parts,
+            default,
+            operators,
+            apex_key_len,
+        }
+    }
+
     pub fn apex(&self) -> &Name {
         &self.settings.apex
     }
 
+    /// The node of a name, if the zone has it.
+    pub fn node(&self, name: &Name) -> Option<&Node> {
+        self.node_wire(&wire_key(name))
+    }
+
+    /// The node of a lower-case wire name.
+    pub fn node_wire(&self, key: &[u8]) -> Option<&Node> {
+        match mcc_of_wire(key, self.apex_key_len) {
+            Some(mcc) => self.parts.get(&mcc)?.nodes.get_wire(key),
+            None => self.apex_nodes.get_wire(key),
+        }
+    }
+
+    /// Every node with its wire key, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.apex_nodes
+            .iter()
+            .chain(self.parts.values().flat_map(|p| p.nodes.iter()))
+    }
+
+    pub fn name_count(&self) -> usize {
+        self.apex_nodes.len() + self.parts.values().map(|p| p.nodes.len()).sum::<usize>()
+    }
+
     /// The SOA record at the apex.
     pub fn soa(&self) -> Option<&Record> {
-        self.nodes
+        self.apex_nodes
             .get(self.apex())
             .and_then(|n| n.rrset(RecordType::SOA))
             .and_then(|s| s.records.first())
@@ -195,17 +270,23 @@ impl Zone {
     }
 
     pub fn record_count(&self) -> usize {
-        self.nodes
-            .iter()
+        self.nodes()
             .flat_map(|(_, n)| n.rrsets.iter())
             .map(|s| s.records.len())
             .sum()
     }
 
+    /// Every node in canonical order (RFC 4034 §6.1), the apex first.
+    pub fn canonical_nodes(&self) -> Vec<&Node> {
+        let mut keyed: Vec<(Vec<u8>, &Node)> =
+            self.nodes().map(|(k, v)| (canonical_key(k), v)).collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        keyed.into_iter().map(|(_, v)| v).collect()
+    }
+
     /// Every record, SOA first, in canonical owner order (the order of exports and transfers).
     pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.nodes
-            .canonical()
+        self.canonical_nodes()
             .into_iter()
             .flat_map(|n| n.rrsets.iter())
             .flat_map(|s| s.records.iter())
@@ -215,7 +296,7 @@ impl Zone {
     pub fn set_serial(&mut self, serial: u32) {
         self.serial = serial;
         let apex = self.settings.apex.clone();
-        if let Some(node) = self.nodes.get_mut(&apex) {
+        if let Some(node) = self.apex_nodes.get_mut(&apex) {
             for set in &mut node.rrsets {
                 for record in &mut set.records {
                     if let hickory_proto::rr::RData::SOA(soa) = &mut record.data {
@@ -230,21 +311,24 @@ impl Zone {
     /// nothing must not bump the serial (secondaries would transfer for nothing).
     pub fn same_content(&self, other: &Zone) -> bool {
         let strip = |z: &Zone| {
-            let mut soa = z.soa().cloned();
-            if let Some(hickory_proto::rr::RData::SOA(s)) = soa.as_mut().map(|r| &mut r.data) {
-                s.serial = 0;
+            let mut apex = z.apex_nodes.clone();
+            if let Some(node) = apex.get_mut(z.apex()) {
+                for record in node.rrsets.iter_mut().flat_map(|s| s.records.iter_mut()) {
+                    if let hickory_proto::rr::RData::SOA(soa) = &mut record.data {
+                        soa.serial = 0;
+                    }
+                }
             }
-            soa
+            apex
         };
-        let apex = wire_key(self.apex());
         self.settings == other.settings
             && self.default == other.default
-            && strip(self) == strip(other)
-            && self.nodes.len() == other.nodes.len()
+            && self.parts.len() == other.parts.len()
             && self
-                .nodes
+                .parts
                 .iter()
-                .filter(|(key, _)| **key != *apex)
-                .all(|(key, node)| other.nodes.get_wire(key) == Some(node))
+                .zip(other.parts.iter())
+                .all(|((a_mcc, a), (b_mcc, b))| a_mcc == b_mcc && (Arc::ptr_eq(a, b) || a.nodes == b.nodes))
+            && strip(self) == strip(other)
     }
 }
