@@ -115,6 +115,8 @@ impl Reloader {
         let (operators, records) = (candidate.operators, candidate.record_count());
         let snapshot = Snapshot::compile(Arc::new(candidate), &self.running, Some(&current));
         self.snapshots.store(Arc::new(snapshot));
+        drop(current);
+        crate::server::release_freed_memory();
         let _ = self.serial_tx.send(serial);
         tracing::info!(
             trigger,
