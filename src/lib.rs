@@ -15,7 +15,8 @@
 //! - [`zone`]: the compiled zone (records), the answer function, the master-file export;
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
 //! - [`server`]: UDP and TCP sockets, shutdown;
-//! - [`reload`]: watching the inputs and swapping in new snapshots.
+//! - [`reload`]: watching the inputs and swapping in new snapshots;
+//! - [`transfer`]: AXFR/IXFR to secondaries, NOTIFY, TSIG, `allow-transfer`.
 
 pub mod commands;
 pub mod config;
@@ -25,5 +26,6 @@ pub mod plmn;
 pub mod reload;
 pub mod server;
 pub mod template;
+pub mod transfer;
 pub mod wire;
 pub mod zone;
