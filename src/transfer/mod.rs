@@ -333,6 +333,108 @@ mod tests {
         assert!(!serial_at_least(u32::MAX, 1));
     }
 
+    /// A connection that swaps in another snapshot as soon as the transfer starts writing, as a
+    /// reload landing mid-transfer would.
+    struct SwapOnWrite {
+        snapshots: Arc<ArcSwap<Snapshot>>,
+        replacement: Option<Arc<Snapshot>>,
+        written: Vec<u8>,
+    }
+
+    impl AsyncWrite for SwapOnWrite {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            if let Some(next) = self.replacement.take() {
+                self.snapshots.store(next);
+            }
+            self.written.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn snapshot(operators: usize, serial: u32) -> Arc<Snapshot> {
+        let texts: Vec<(String, String)> = (0..operators)
+            .map(|i| {
+                (
+                    format!("t{i}.toml"),
+                    format!(
+                        "mcc = \"310\"\nmnc = [\"{:03}\"]\naddresses = [\"192.0.2.1\"]\n\
+                         [[bootstrap]]\nuri = \"coaps://bs{i}.example.net\"\n",
+                        i
+                    ),
+                )
+            })
+            .collect();
+        let set = crate::template::TemplateSet::from_texts(
+            texts
+                .iter()
+                .map(|(p, t)| (std::path::Path::new(p.as_str()), t.as_str())),
+        )
+        .unwrap();
+        let settings = crate::config::Settings::default();
+        let zone = crate::zone::build(&settings.zone, &set, serial).unwrap();
+        Arc::new(Snapshot::compile(Arc::new(zone), &settings.server))
+    }
+
+    #[tokio::test]
+    async fn a_transfer_comes_from_one_snapshot_even_across_a_reload() {
+        let old = snapshot(400, 100);
+        let new = snapshot(10, 200);
+        let snapshots = Arc::new(ArcSwap::new(old.clone()));
+        let settings = ArcSwap::from_pointee(TransferSettings {
+            allow_transfer: vec![settings::TransferRule {
+                prefix: None,
+                key: None,
+            }],
+            ..Default::default()
+        });
+        let mut request = vec![0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        request.extend_from_slice(b"\x05lwm2m\x03org\x00\x00\xfc\x00\x01");
+        let mut conn = SwapOnWrite {
+            snapshots: snapshots.clone(),
+            replacement: Some(new.clone()),
+            written: Vec::new(),
+        };
+        let peer: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        answer(&mut conn, &request, peer, &snapshots, &settings)
+            .await
+            .unwrap();
+        // The swap happened during the transfer...
+        assert_eq!(snapshots.load().serial(), 200);
+        // ...and every message still came from the old snapshot.
+        let mut rest = conn.written.as_slice();
+        let (mut messages, mut records, mut serials) = (0, 0, Vec::new());
+        while rest.len() >= 2 {
+            let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+            let message = hickory_proto::op::Message::from_vec(&rest[2..2 + len]).unwrap();
+            rest = &rest[2 + len..];
+            messages += 1;
+            records += message.answers.len();
+            serials.extend(message.answers.iter().filter_map(|r| match &r.data {
+                hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+                _ => None,
+            }));
+        }
+        assert!(messages > 1);
+        assert_eq!(records, old.zone.record_count() + 1);
+        assert_eq!(serials, [100, 100]);
+    }
+
     #[test]
     fn transfer_requests_are_recognised() {
         let mut q = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];

@@ -214,3 +214,27 @@ async fn await_reply(
     }
     Reply::TryAgain
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, OpCode};
+
+    #[test]
+    fn notify_is_opcode_4_with_aa_soa_question_and_the_new_soa() {
+        let settings = crate::config::Settings::default();
+        let set = crate::template::TemplateSet::default();
+        let zone = crate::zone::build(&settings.zone, &set, 77).unwrap();
+        let snapshot = Snapshot::compile(Arc::new(zone), &settings.server);
+        let message = Message::from_vec(&notify_message(&snapshot, 0x4242)).unwrap();
+        assert_eq!(message.metadata.id, 0x4242);
+        assert_eq!(message.metadata.op_code, OpCode::Notify);
+        assert!(message.metadata.authoritative);
+        assert_eq!(message.queries[0].query_type, RecordType::SOA);
+        assert_eq!(message.queries[0].name.to_ascii(), "lwm2m.org.");
+        match &message.answers[0].data {
+            hickory_proto::rr::RData::SOA(soa) => assert_eq!(soa.serial, 77),
+            other => panic!("{other:?}"),
+        }
+    }
+}
