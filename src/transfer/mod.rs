@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DEFAULT_MAX_UDP_PAYLOAD;
@@ -63,38 +64,35 @@ const RCODE_NOTAUTH: u16 = 9;
 const RCODE_REFUSED: u16 = 5;
 const TYPE_SOA: u16 = 6;
 
-/// Starts what runs beside the server: NOTIFY rounds on serial changes, and keeping the
-/// transfer settings current on reload.
+/// Starts what runs beside the server: one task that keeps the transfer settings current on
+/// reload and sends a NOTIFY round at start-up and on every serial change.
 pub fn start(
     reloader: &Reloader,
     snapshots: Arc<ArcSwap<Snapshot>>,
     settings: SharedSettings,
     shutdown: CancellationToken,
 ) {
-    let mut updates = reloader.settings();
-    let follow = settings.clone();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                changed = updates.changed() => if changed.is_err() { break },
-                _ = token.cancelled() => break,
-            }
-            let latest = updates.borrow_and_update().clone();
-            if let Some(latest) = latest {
-                if latest.transfer != **follow.load() {
-                    follow.store(Arc::new(latest.transfer.clone()));
-                    tracing::info!("transfer settings changed (allow-transfer, tsig-key, notify)");
-                }
-            }
-        }
-    });
     tokio::spawn(notify::run(
         reloader.serials(),
+        reloader.settings(),
         snapshots,
         settings,
         shutdown,
     ));
+}
+
+/// Stores the transfer part of newly loaded settings, if it changed.
+fn follow_settings(
+    updates: &mut watch::Receiver<Option<Arc<crate::config::Settings>>>,
+    settings: &ArcSwap<TransferSettings>,
+) {
+    let latest = updates.borrow_and_update().clone();
+    if let Some(latest) = latest {
+        if latest.transfer != **settings.load() {
+            settings.store(Arc::new(latest.transfer.clone()));
+            tracing::info!("transfer settings changed (allow-transfer, tsig-key, notify)");
+        }
+    }
 }
 
 /// Whether a TCP query is a transfer request for [`answer`]. Anything malformed, or with

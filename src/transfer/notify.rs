@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::message::{MessageWriter, Section, FLAG_AA, FLAG_QR};
 use super::settings::TransferSettings;
 use super::tsig::{self, Key, Signer, Verifier};
+use crate::config::Settings;
 use crate::wire::Snapshot;
 
 const OPCODE_NOTIFY: u16 = 4;
@@ -31,8 +32,13 @@ pub const ATTEMPTS: u32 = 5;
 pub const FIRST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Sends a round of NOTIFY now and after every serial change, until `shutdown`.
+///
+/// Settings updates arrive on their own channel; a reload publishes them before the new
+/// serial, and they are applied first (`biased`), so a round always uses the targets and keys
+/// of the load that produced its serial.
 pub async fn run(
     mut serials: watch::Receiver<u32>,
+    mut updates: watch::Receiver<Option<Arc<Settings>>>,
     snapshots: Arc<ArcSwap<Snapshot>>,
     settings: Arc<ArcSwap<TransferSettings>>,
     shutdown: CancellationToken,
@@ -41,8 +47,17 @@ pub async fn run(
     start_round(&snapshots, &settings, &round);
     loop {
         tokio::select! {
-            changed = serials.changed() => if changed.is_err() { break },
+            biased;
             _ = shutdown.cancelled() => break,
+            changed = updates.changed() => {
+                if changed.is_err() { break }
+                super::follow_settings(&mut updates, &settings);
+                continue;
+            }
+            changed = serials.changed() => if changed.is_err() { break },
+        }
+        if updates.has_changed().unwrap_or(false) {
+            super::follow_settings(&mut updates, &settings);
         }
         round.cancel();
         round = shutdown.child_token();
