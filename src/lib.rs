@@ -16,6 +16,7 @@
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
 //! - [`server`]: UDP and TCP sockets, shutdown;
 //! - [`reload`]: watching the inputs and swapping in new snapshots;
+//! - [`transfer`]: AXFR/IXFR to secondaries, NOTIFY, TSIG, `allow-transfer`;
 //! - [`resolve`]: the device's side — the lookup a device does, as `bsf-dns resolve`.
 
 pub mod commands;
@@ -27,5 +28,6 @@ pub mod reload;
 pub mod resolve;
 pub mod server;
 pub mod template;
+pub mod transfer;
 pub mod wire;
 pub mod zone;

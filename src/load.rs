@@ -60,7 +60,12 @@ impl Loaded {
 
     /// Builds, reusing the parts of `previous` whose templates did not change.
     pub fn build_from(&self, serial: u32, previous: Option<&Zone>) -> Result<Zone, LoadError> {
-        Ok(zone::build(&self.settings.zone, &self.templates, serial, previous)?)
+        Ok(zone::build(
+            &self.settings.zone,
+            &self.templates,
+            serial,
+            previous,
+        )?)
     }
 }
 

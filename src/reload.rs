@@ -15,7 +15,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServerSettings;
+use crate::config::{ServerSettings, Settings};
 use crate::load::Inputs;
 use crate::server::access::QueryAcl;
 use crate::template::is_template_file;
@@ -47,6 +47,9 @@ pub struct Reloader {
     busy: Mutex<()>,
     /// The serial now served, for those who must tell others of changes (NOTIFY).
     serial_tx: watch::Sender<u32>,
+    /// The settings of the last good load, for those that follow settings changes that need
+    /// no new zone (transfer ACLs, TSIG keys, NOTIFY targets).
+    settings_tx: watch::Sender<Option<Arc<Settings>>>,
 }
 
 impl Reloader {
@@ -65,12 +68,18 @@ impl Reloader {
             running,
             busy: Mutex::new(()),
             serial_tx,
+            settings_tx: watch::channel(None).0,
         }
     }
 
     /// Changes of the served serial.
     pub fn serials(&self) -> watch::Receiver<u32> {
         self.serial_tx.subscribe()
+    }
+
+    /// The settings of each good load (`None` until the first reload).
+    pub fn settings(&self) -> watch::Receiver<Option<Arc<Settings>>> {
+        self.settings_tx.subscribe()
     }
 
     /// Re-reads everything and swaps in a new snapshot if the inputs are good and different.
@@ -98,6 +107,8 @@ impl Reloader {
         self.acl.store(Arc::new(QueryAcl::new(
             loaded.settings.access.allow_query.clone(),
         )));
+        self.settings_tx
+            .send_replace(Some(Arc::new(loaded.settings.clone())));
         if candidate.same_content(&current.zone) {
             tracing::info!(
                 trigger,

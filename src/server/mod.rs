@@ -105,6 +105,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     let acl = Arc::new(ArcSwap::from_pointee(QueryAcl::new(
         loaded.settings.access.allow_query.clone(),
     )));
+    let transfer = Arc::new(ArcSwap::from_pointee(loaded.settings.transfer.clone()));
 
     // Bind everything first: a taken port must fail start-up, not a worker later.
     let mut udp_sockets = Vec::new();
@@ -160,6 +161,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             log_queries: options.log_queries,
+            transfer: transfer.clone(),
         });
         let mut accept_tasks = Vec::new();
         for (_, listener) in tcp_listeners {
@@ -172,6 +174,8 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             acl.clone(),
             running,
         ));
+        // Scale-out: NOTIFY on serial changes, transfer settings kept current.
+        crate::transfer::start(&reloader, snapshots.clone(), transfer, shutdown.clone());
         if options.watch {
             let watcher = reloader.clone();
             let token = shutdown.clone();

@@ -14,8 +14,8 @@ use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::config::ServerSettings;
-use crate::zone::lookup::{lookup, Answer, Transport};
 use crate::plmn::Mcc;
+use crate::zone::lookup::{lookup, Answer, Transport};
 use crate::zone::{mcc_of_wire, Node, Part, Zone};
 
 /// A prebuilt response and, when it has additional records, the same without them (used when
@@ -156,7 +156,11 @@ fn compile_nodes<'a>(zone: &Zone, nodes: impl Iterator<Item = (&'a [u8], &'a Nod
 impl Snapshot {
     /// Precompiles every positive answer of the zone. Parts unchanged since `previous` (the
     /// same shared part, with answers that depend on it alone) keep their compiled answers.
-    pub fn compile(zone: Arc<Zone>, server: &ServerSettings, previous: Option<&Snapshot>) -> Snapshot {
+    pub fn compile(
+        zone: Arc<Zone>,
+        server: &ServerSettings,
+        previous: Option<&Snapshot>,
+    ) -> Snapshot {
         let mut parts = HashMap::with_capacity_and_hasher(zone.parts.len(), Default::default());
         for (mcc, part) in &zone.parts {
             let reusable = previous

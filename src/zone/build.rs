@@ -6,8 +6,8 @@
 //! the glue of in-zone name servers.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
@@ -84,7 +84,11 @@ pub fn build(
 }
 
 /// Builds the names of one MCC from its templates.
-fn build_part(mcc: Mcc, templates: Vec<Template>, settings: &ZoneSettings) -> Result<Part, BuildError> {
+fn build_part(
+    mcc: Mcc,
+    templates: Vec<Template>,
+    settings: &ZoneSettings,
+) -> Result<Part, BuildError> {
     let mut nodes = NodeMap::new(settings.apex.clone());
     let listed: HashSet<Plmn> = templates
         .iter()

@@ -123,7 +123,10 @@ fn answer_at<'z>(
 
 /// A and AAAA of in-zone targets of SRV and NS answers (RFC 2782, RFC 1035 §3.3.11), each
 /// target once, A before AAAA.
-fn additional_for<'z>(nodes: impl Fn(&Name) -> Option<&'z Node>, answers: &[Record]) -> Vec<Record> {
+fn additional_for<'z>(
+    nodes: impl Fn(&Name) -> Option<&'z Node>,
+    answers: &[Record],
+) -> Vec<Record> {
     let mut targets: Vec<&Name> = Vec::new();
     for record in answers {
         let target = match &record.data {

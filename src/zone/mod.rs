@@ -76,7 +76,10 @@ fn canonical_key(wire: &[u8]) -> Vec<u8> {
         if len == 0 {
             break;
         }
-        labels.push(wire.get(pos + 1..pos + 1 + len as usize).unwrap_or_default());
+        labels.push(
+            wire.get(pos + 1..pos + 1 + len as usize)
+                .unwrap_or_default(),
+        );
         pos += 1 + len as usize;
     }
     let mut key = Vec::with_capacity(wire.len());
@@ -328,7 +331,9 @@ impl Zone {
                 .parts
                 .iter()
                 .zip(other.parts.iter())
-                .all(|((a_mcc, a), (b_mcc, b))| a_mcc == b_mcc && (Arc::ptr_eq(a, b) || a.nodes == b.nodes))
+                .all(|((a_mcc, a), (b_mcc, b))| {
+                    a_mcc == b_mcc && (Arc::ptr_eq(a, b) || a.nodes == b.nodes)
+                })
             && strip(self) == strip(other)
     }
 }

@@ -374,7 +374,13 @@ fn same_content_ignores_serial_only() {
     let set = TemplateSet::from_texts(files.iter().map(|(p, t)| (Path::new(*p), *t))).unwrap();
     let a = build(&settings.zone, &set, 1, None).unwrap();
     let b = build(&settings.zone, &set, 2, Some(&a)).unwrap();
-    assert!(Arc::ptr_eq(&a.parts.values().next().unwrap(), &b.parts.values().next().unwrap()), "unchanged part reused");
+    assert!(
+        Arc::ptr_eq(
+            a.parts.values().next().unwrap(),
+            b.parts.values().next().unwrap()
+        ),
+        "unchanged part reused"
+    );
     let c = build(&settings.zone, &set, 3, None).unwrap();
     assert!(a.same_content(&c), "equal content without sharing");
     assert!(a.same_content(&b));
