@@ -3,7 +3,7 @@
 //! Given the bsf name (built from the IMSI by [`crate::plmn`]), ask a recursive resolver for
 //! URI and SRV records of each transport the device speaks, TXT `uri=` strings and the
 //! name's A/AAAA records, and turn the answers into the URIs to try, in order. This is what
-//! `bsf-dns resolve` runs, and the reference for device makers (`docs/device-lookup.md`).
+//! `bsf-dns resolve` runs, and the reference for device makers (the README's "Device lookup" section).
 //!
 //! Layout:
 //! - [`query`]: the network side — which questions, through which resolver, and how each
