@@ -151,46 +151,12 @@ impl Reloader {
         ReloadOutcome::Rejected { serial, error }
     }
 
-    /// Watches the zones directory and the settings file, reloading after each burst of
-    /// changes, until `shutdown`.
-    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) -> notify::Result<()> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-        let zones_dir = self.inputs.zones_dir.clone();
-        let settings_file = self.inputs.settings_file.clone();
-        let relevant = {
-            let settings_file = settings_file.clone();
-            let zones_dir = canonical(&zones_dir);
-            move |path: &Path| {
-                (path.parent() == Some(zones_dir.as_path()) && is_template_file(path))
-                    || settings_file
-                        .as_ref()
-                        .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
-            }
-        };
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
-                    if event.kind.is_access() {
-                        return;
-                    }
-                    if event.paths.iter().any(|p| relevant(p)) {
-                        let _ = tx.send(());
-                    }
-                }
-            })?;
-        watcher.watch(
-            &canonical(&self.inputs.zones_dir),
-            RecursiveMode::NonRecursive,
-        )?;
-        if let Some(file) = &settings_file {
-            // Watch the directory, not the file: editors replace files by renaming, which
-            // would end a watch on the file itself.
-            let dir = file
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            watcher.watch(&canonical(dir), RecursiveMode::NonRecursive)?;
-        }
+    /// Reloads after each burst of changes reported by `watch`, until `shutdown`.
+    pub async fn follow(self: Arc<Self>, watch: InputWatch, shutdown: CancellationToken) {
+        let InputWatch {
+            watcher,
+            events: mut rx,
+        } = watch;
         loop {
             tokio::select! {
                 event = rx.recv() => if event.is_none() { break },
@@ -211,7 +177,51 @@ impl Reloader {
             let _ = tokio::task::spawn_blocking(move || reloader.reload("file change")).await;
         }
         drop(watcher);
-        Ok(())
+    }
+}
+
+/// A watch on the inputs: the zones directory and the settings file's directory (editors
+/// replace files by renaming, which would end a watch on the file itself). Started before the
+/// inputs are first read, so that no change made while the server starts is missed.
+pub struct InputWatch {
+    watcher: notify::RecommendedWatcher,
+    events: mpsc::UnboundedReceiver<()>,
+}
+
+impl InputWatch {
+    pub fn start(inputs: &Inputs) -> notify::Result<InputWatch> {
+        let (tx, events) = mpsc::unbounded_channel::<()>();
+        let settings_file = inputs.settings_file.clone();
+        let relevant = {
+            let settings_file = settings_file.clone();
+            let zones_dir = canonical(&inputs.zones_dir);
+            move |path: &Path| {
+                (path.parent() == Some(zones_dir.as_path()) && is_template_file(path))
+                    || settings_file
+                        .as_ref()
+                        .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
+            }
+        };
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if event.kind.is_access() {
+                        return;
+                    }
+                    if event.paths.iter().any(|p| relevant(p)) {
+                        let _ = tx.send(());
+                    }
+                }
+            })?;
+        watcher.watch(&canonical(&inputs.zones_dir), RecursiveMode::NonRecursive)?;
+        if let Some(file) = &settings_file {
+            let dir = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            watcher.watch(&canonical(dir), RecursiveMode::NonRecursive)?;
+        }
+        Ok(InputWatch { watcher, events })
     }
 }
 
