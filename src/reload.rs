@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ServerSettings, Settings};
 use crate::load::Inputs;
 use crate::server::access::QueryAcl;
-use crate::template::is_template_file;
+use crate::template::{is_template_file, TemplateCache};
 use crate::wire::Snapshot;
 use crate::zone::serial::serial_for_now;
 
@@ -43,8 +43,9 @@ pub struct Reloader {
     acl: Arc<ArcSwap<QueryAcl>>,
     /// The `[server]` settings the process was started with: those need a restart.
     running: ServerSettings,
-    /// One reload at a time; a trigger during a reload waits and then reads the newest files.
-    busy: Mutex<()>,
+    /// One reload at a time (a trigger during a reload waits and then reads the newest
+    /// files); holds the templates parsed so far, so unchanged files are not parsed again.
+    busy: Mutex<TemplateCache>,
     /// The serial now served, for those who must tell others of changes (NOTIFY).
     serial_tx: watch::Sender<u32>,
     /// The settings of the last good load, for those that follow settings changes that need
@@ -53,7 +54,9 @@ pub struct Reloader {
 }
 
 impl Reloader {
+    /// `cache`: the templates parsed for the zone now served.
     pub fn new(
+        cache: TemplateCache,
         inputs: Inputs,
         snapshots: Arc<ArcSwap<Snapshot>>,
         acl: Arc<ArcSwap<QueryAcl>>,
@@ -66,7 +69,7 @@ impl Reloader {
             snapshots,
             acl,
             running,
-            busy: Mutex::new(()),
+            busy: Mutex::new(cache),
             serial_tx,
             settings_tx: watch::channel(None).0,
         }
@@ -85,13 +88,13 @@ impl Reloader {
     /// Re-reads everything and swaps in a new snapshot if the inputs are good and different.
     /// Blocking (file reads, compilation): call it off the async runtime's workers.
     pub fn reload(&self, trigger: &str) -> ReloadOutcome {
-        let _one_at_a_time = self
+        let mut cache = self
             .busy
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
         let current = self.snapshots.load_full();
-        let loaded = match self.inputs.read() {
+        let loaded = match self.inputs.read_cached(&mut cache) {
             Ok(loaded) => loaded,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };

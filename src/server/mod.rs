@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::load::{Inputs, LoadError};
 use crate::reload::{InputWatch, Reloader};
+use crate::template::TemplateCache;
 use crate::wire::Snapshot;
 use crate::zone::serial::serial_for_now;
 use access::QueryAcl;
@@ -104,7 +105,8 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     } else {
         None
     };
-    let loaded = options.inputs.read()?;
+    let mut cache = TemplateCache::default();
+    let loaded = options.inputs.read_cached(&mut cache)?;
     let zone = loaded.build(serial_for_now(0))?;
     let mut server_settings = loaded.settings.server.clone();
     let running = server_settings.clone();
@@ -187,6 +189,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             accept_tasks.push(tokio::spawn(tcp::accept_loop(listener, cx.clone())));
         }
         let reloader = Arc::new(Reloader::new(
+            std::mem::take(&mut cache),
             options.inputs.clone(),
             snapshots.clone(),
             acl.clone(),
