@@ -1,0 +1,497 @@
+//! Server-wide settings: the zone apex, SOA and NS data, default TTL, and how the server listens.
+//!
+//! Settings live apart from the operator templates (DESIGN.md §4). Every key is optional; the
+//! embedded defaults serve `lwm2m.org` on loopback so a new user needs no file at all. Names may
+//! use the `{apex}` placeholder so that changing the apex alone gives a consistent zone.
+//! Validation runs before anything is used and reports every mistake with file, line and field.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Source, SourceError, SourceErrors};
+
+/// Largest EDNS UDP payload we advertise and honour by default (DNS flag day 2020 value).
+pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1232;
+pub const DEFAULT_PORT: u16 = 1053;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSettings {
+    apex: Option<Spanned<String>>,
+    default_ttl: Option<Spanned<u32>>,
+    default_template: Option<bool>,
+    soa: Option<RawSoa>,
+    ns: Option<Vec<RawNs>>,
+    server: Option<RawServer>,
+    access: Option<RawAccess>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAccess {
+    allow_query: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSoa {
+    mname: Option<Spanned<String>>,
+    rname: Option<Spanned<String>>,
+    ttl: Option<Spanned<u32>>,
+    refresh: Option<Spanned<u32>>,
+    retry: Option<Spanned<u32>>,
+    expire: Option<Spanned<u32>>,
+    minimum: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawNs {
+    name: Spanned<String>,
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawServer {
+    listen: Option<Vec<Spanned<String>>>,
+    threads: Option<Spanned<usize>>,
+    max_udp_payload: Option<Spanned<u16>>,
+    tcp_idle_timeout: Option<Spanned<u64>>,
+    tcp_max_connections: Option<Spanned<usize>>,
+}
+
+/// The SOA fields of the zone (serial excepted: it is assigned at compile time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoaSettings {
+    pub mname: Name,
+    pub rname: Name,
+    pub ttl: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+}
+
+/// A name server of the zone, with glue when it lies inside the zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsHost {
+    pub name: Name,
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Everything that shapes the zone's content; may change on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSettings {
+    pub apex: Name,
+    pub default_ttl: u32,
+    pub soa: SoaSettings,
+    pub ns: Vec<NsHost>,
+    /// Whether the default template (if one is present in the zones directory) answers for
+    /// networks without a file of their own.
+    pub default_template: bool,
+}
+
+/// How the server listens; changing these needs a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads per listen address; `None` means one per core.
+    pub threads: Option<usize>,
+    pub max_udp_payload: u16,
+    pub tcp_idle_timeout: Duration,
+    pub tcp_max_connections: usize,
+}
+
+/// Who may do what; may change on reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessSettings {
+    /// Prefixes allowed to query; empty means everyone.
+    pub allow_query: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub zone: ZoneSettings,
+    pub server: ServerSettings,
+    pub access: AccessSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        // The embedded defaults are valid by construction; parsing an empty file applies them.
+        match validate(
+            RawSettings::default(),
+            &Source::new(Path::new("<defaults>"), ""),
+        ) {
+            Ok(settings) => settings,
+            Err(errors) => panic!("embedded default settings are invalid: {errors}"),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads and validates a settings file.
+    pub fn load(path: &Path) -> Result<Settings, SourceErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SourceErrors(vec![SourceError {
+                file: path.to_path_buf(),
+                line: 0,
+                field: String::new(),
+                message: format!("cannot read settings: {e}"),
+            }])
+        })?;
+        Settings::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Settings, SourceErrors> {
+        let source = Source::new(path, text);
+        let raw: RawSettings =
+            toml::from_str(text).map_err(|e| SourceErrors(vec![source.from_toml(&e)]))?;
+        validate(raw, &source)
+    }
+}
+
+fn span<T>(value: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
+    value.as_ref().map(Spanned::span)
+}
+
+/// Parses an absolute domain name, expanding `{apex}`.
+pub fn parse_name(text: &str, apex: Option<&Name>) -> Result<Name, String> {
+    let expanded = match apex {
+        Some(apex) => text.replace("{apex}", apex.to_ascii().trim_end_matches('.')),
+        None => text.to_string(),
+    };
+    if expanded.contains('{') {
+        return Err(format!(
+            "unknown placeholder in {expanded:?} (only {{apex}} is known here)"
+        ));
+    }
+    let mut name = Name::from_ascii(&expanded)
+        .map_err(|e| format!("{expanded:?} is not a valid domain name: {e}"))?;
+    if name.is_root() || expanded.is_empty() {
+        return Err(format!("{expanded:?} is not a usable domain name"));
+    }
+    name.set_fqdn(true);
+    if name.len() > 255 {
+        return Err(format!("{expanded:?} is longer than 255 octets"));
+    }
+    Ok(name.to_lowercase())
+}
+
+fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErrors> {
+    let mut errors = Vec::new();
+    let apex = match &raw.apex {
+        Some(text) => match parse_name(text.get_ref(), None) {
+            Ok(name) => name,
+            Err(message) => {
+                errors.push(source.error(span(&raw.apex), "apex", message));
+                Name::from_ascii("lwm2m.org.").unwrap_or_default()
+            }
+        },
+        None => Name::from_ascii("lwm2m.org.").unwrap_or_default(),
+    };
+    let mut name_field = |value: &Option<Spanned<String>>, field: &str, default: &str| {
+        let text = value.as_ref().map_or(default, |v| v.get_ref().as_str());
+        match parse_name(text, Some(&apex)) {
+            Ok(name) => name,
+            Err(message) => {
+                errors.push(source.error(span(value), field, message));
+                apex.clone()
+            }
+        }
+    };
+    let soa_raw = raw.soa.unwrap_or_default();
+    let mname = name_field(&soa_raw.mname, "soa.mname", "ns1.{apex}");
+    let rname = name_field(&soa_raw.rname, "soa.rname", "hostmaster.{apex}");
+
+    let ttl_field =
+        |value: &Option<Spanned<u32>>, field: &str, default: u32, errors: &mut Vec<SourceError>| {
+            let v = value.as_ref().map_or(default, |v| *v.get_ref());
+            // RFC 2181 §8: TTLs are 31-bit values.
+            if v > i32::MAX as u32 {
+                errors.push(source.error(
+                    span(value),
+                    field,
+                    format!("{v} is above the largest TTL (2147483647)"),
+                ));
+            }
+            v
+        };
+    let soa = SoaSettings {
+        mname,
+        rname,
+        ttl: ttl_field(&soa_raw.ttl, "soa.ttl", 3600, &mut errors),
+        refresh: ttl_field(&soa_raw.refresh, "soa.refresh", 3600, &mut errors),
+        retry: ttl_field(&soa_raw.retry, "soa.retry", 600, &mut errors),
+        expire: ttl_field(&soa_raw.expire, "soa.expire", 1_209_600, &mut errors),
+        minimum: ttl_field(&soa_raw.minimum, "soa.minimum", 300, &mut errors),
+    };
+    let default_ttl = ttl_field(&raw.default_ttl, "default-ttl", 300, &mut errors);
+
+    let ns = match raw.ns {
+        None => vec![NsHost {
+            name: parse_name("ns1.{apex}", Some(&apex)).unwrap_or_else(|_| apex.clone()),
+            addresses: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
+        }],
+        Some(list) => {
+            if list.is_empty() {
+                errors.push(source.error(None, "ns", "at least one name server is needed"));
+            }
+            let mut hosts = Vec::new();
+            for (i, raw_ns) in list.iter().enumerate() {
+                let field = format!("ns[{i}].name");
+                let name = match parse_name(raw_ns.name.get_ref(), Some(&apex)) {
+                    Ok(name) => name,
+                    Err(message) => {
+                        errors.push(source.error(Some(raw_ns.name.span()), field, message));
+                        continue;
+                    }
+                };
+                let mut addresses = Vec::new();
+                for (j, text) in raw_ns.addresses.iter().enumerate() {
+                    match text.get_ref().parse::<IpAddr>() {
+                        Ok(ip) => addresses.push(ip),
+                        Err(_) => errors.push(source.error(
+                            Some(text.span()),
+                            format!("ns[{i}].addresses[{j}]"),
+                            format!("{:?} is not an IPv4 or IPv6 address", text.get_ref()),
+                        )),
+                    }
+                }
+                let in_zone = apex.zone_of(&name);
+                if in_zone && addresses.is_empty() {
+                    errors.push(source.error(
+                        Some(raw_ns.name.span()),
+                        field.clone(),
+                        format!(
+                            "{name} is inside the zone, so it needs glue: give its `addresses`"
+                        ),
+                    ));
+                } else if !in_zone && !addresses.is_empty() {
+                    errors.push(source.error(
+                        Some(raw_ns.name.span()),
+                        format!("ns[{i}].addresses"),
+                        format!("{name} is outside the zone {apex}; glue addresses are only for in-zone name servers"),
+                    ));
+                }
+                if hosts.iter().any(|h: &NsHost| h.name == name) {
+                    errors.push(source.error(
+                        Some(raw_ns.name.span()),
+                        field.clone(),
+                        format!("{name} is listed twice"),
+                    ));
+                }
+                hosts.push(NsHost { name, addresses });
+            }
+            hosts
+        }
+    };
+
+    let server_raw = raw.server.unwrap_or_default();
+    let listen = match &server_raw.listen {
+        None => default_listen(),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| match parse_listen(text.get_ref()) {
+                Ok(addr) => Some(addr),
+                Err(message) => {
+                    errors.push(source.error(
+                        Some(text.span()),
+                        format!("server.listen[{i}]"),
+                        message,
+                    ));
+                    None
+                }
+            })
+            .collect(),
+    };
+    let threads = server_raw.threads.as_ref().map(|t| *t.get_ref());
+    if threads == Some(0) || threads.is_some_and(|t| t > 256) {
+        errors.push(source.error(
+            span(&server_raw.threads),
+            "server.threads",
+            "expected 1 to 256 (leave it out for one thread per core)",
+        ));
+    }
+    let max_udp_payload = server_raw
+        .max_udp_payload
+        .as_ref()
+        .map_or(DEFAULT_MAX_UDP_PAYLOAD, |v| *v.get_ref());
+    if !(512..=4096).contains(&max_udp_payload) {
+        errors.push(source.error(
+            span(&server_raw.max_udp_payload),
+            "server.max-udp-payload",
+            format!("{max_udp_payload} is outside 512..=4096"),
+        ));
+    }
+    let idle = server_raw
+        .tcp_idle_timeout
+        .as_ref()
+        .map_or(10, |v| *v.get_ref());
+    if !(1..=3600).contains(&idle) {
+        errors.push(source.error(
+            span(&server_raw.tcp_idle_timeout),
+            "server.tcp-idle-timeout",
+            "expected 1 to 3600 seconds",
+        ));
+    }
+    let tcp_max_connections = server_raw
+        .tcp_max_connections
+        .as_ref()
+        .map_or(1000, |v| *v.get_ref());
+    if tcp_max_connections == 0 {
+        errors.push(source.error(
+            span(&server_raw.tcp_max_connections),
+            "server.tcp-max-connections",
+            "expected at least 1",
+        ));
+    }
+
+    let access_raw = raw.access.unwrap_or_default();
+    let allow_query = parse_prefixes(
+        access_raw.allow_query.as_deref().unwrap_or_default(),
+        "access.allow-query",
+        source,
+        &mut errors,
+    );
+
+    if !errors.is_empty() {
+        return Err(SourceErrors(errors));
+    }
+    Ok(Settings {
+        access: AccessSettings { allow_query },
+        zone: ZoneSettings {
+            apex,
+            default_ttl,
+            soa,
+            ns,
+            default_template: raw.default_template.unwrap_or(false),
+        },
+        server: ServerSettings {
+            listen,
+            threads,
+            max_udp_payload,
+            tcp_idle_timeout: Duration::from_secs(idle),
+            tcp_max_connections,
+        },
+    })
+}
+
+/// Address prefixes (`10.0.0.0/8`) or single addresses (`192.0.2.1`).
+fn parse_prefixes(
+    list: &[Spanned<String>],
+    field: &str,
+    source: &Source<'_>,
+    errors: &mut Vec<SourceError>,
+) -> Vec<IpNet> {
+    let mut prefixes = Vec::new();
+    for (i, text) in list.iter().enumerate() {
+        let value = text.get_ref();
+        let parsed = value
+            .parse::<IpNet>()
+            .or_else(|_| value.parse::<IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => prefixes.push(net.trunc()),
+            Err(_) => errors.push(source.error(
+                Some(text.span()),
+                format!("{field}[{i}]"),
+                format!("{value:?} is not an address or prefix (e.g. 10.0.0.0/8, 2001:db8::/32)"),
+            )),
+        }
+    }
+    prefixes
+}
+
+/// 127.0.0.1:1053 and [::1]:1053: no root needed, and not 5353 (mDNS responders hold it).
+pub fn default_listen() -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, DEFAULT_PORT)),
+    ]
+}
+
+/// `ADDR:PORT`, `[V6]:PORT`, or a bare address (port 53).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = text
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(format!(
+        "{text:?} is not ADDR:PORT (e.g. 0.0.0.0:53 or [::]:53)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let s = Settings::default();
+        assert_eq!(s.zone.apex.to_ascii(), "lwm2m.org.");
+        assert_eq!(s.zone.soa.mname.to_ascii(), "ns1.lwm2m.org.");
+        assert_eq!(s.zone.soa.rname.to_ascii(), "hostmaster.lwm2m.org.");
+        assert_eq!(s.zone.ns.len(), 1);
+        assert_eq!(s.server.listen, default_listen());
+        assert_eq!(s.server.max_udp_payload, 1232);
+        assert!(!s.zone.default_template);
+    }
+
+    #[test]
+    fn apex_placeholder_follows_apex() {
+        let s = Settings::parse(Path::new("s.toml"), "apex = \"IoT.Example.NET\"\n").unwrap();
+        assert_eq!(s.zone.apex.to_ascii(), "iot.example.net.");
+        assert_eq!(s.zone.soa.mname.to_ascii(), "ns1.iot.example.net.");
+        assert_eq!(s.zone.ns[0].name.to_ascii(), "ns1.iot.example.net.");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let text = "apex = \"lwm2m.org\"\n[server]\nmax-udp-payload = 100\n";
+        let errors = Settings::parse(Path::new("s.toml"), text).unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        let e = &errors.0[0];
+        assert_eq!((e.line, e.field.as_str()), (3, "server.max-udp-payload"));
+
+        let errors =
+            Settings::parse(Path::new("s.toml"), "apex = \"lwm2m.org\"\nbogus = 1\n").unwrap_err();
+        assert_eq!(errors.0[0].line, 2);
+        assert!(errors.0[0].message.contains("unknown field"), "{errors}");
+
+        let text = "[[ns]]\nname = \"ns.{apex}\"\n";
+        let errors = Settings::parse(Path::new("s.toml"), text).unwrap_err();
+        assert!(errors.0[0].message.contains("needs glue"), "{errors}");
+
+        let text = "[[ns]]\nname = \"ns.other.net\"\naddresses = [\"192.0.2.1\"]\n";
+        let errors = Settings::parse(Path::new("s.toml"), text).unwrap_err();
+        assert!(errors.0[0].message.contains("outside the zone"), "{errors}");
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(
+            parse_listen("0.0.0.0:53").unwrap(),
+            "0.0.0.0:53".parse().unwrap()
+        );
+        assert_eq!(parse_listen("[::1]:1053").unwrap().port(), 1053);
+        assert_eq!(parse_listen("::").unwrap().port(), 53);
+        assert!(parse_listen("localhost:53").is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! bsf-dns: an authoritative DNS server that tells a cellular LwM2M device with no settings
+//! where its bootstrap server is.
+//!
+//! A device derives `bsf.mnc<MNC>.mcc<MCC>.<apex>` from its IMSI and asks the operator's DNS;
+//! bsf-dns answers from per-operator templates with addresses (A/AAAA), ports (SRV) and full
+//! bootstrap URIs (URI, TXT).
+//!
+//! # Layout
+//! Data flows one way, top to bottom:
+//! - [`plmn`]: IMSI, MCC and MNC, and the names derived from them;
+//! - [`diag`]: errors that name file, line and field;
+//! - [`config`]: server-wide settings (apex, SOA, NS, listeners);
+//! - [`template`]: the operator templates in `zones/`, validated;
+//! - [`load`]: reads settings and templates together;
+//! - [`zone`]: the compiled zone (records), the answer function, the master-file export;
+//! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
+//! - [`server`]: UDP and TCP sockets, shutdown;
+//! - [`reload`]: watching the inputs and swapping in new snapshots.
+
+pub mod commands;
+pub mod config;
+pub mod diag;
+pub mod load;
+pub mod plmn;
+pub mod reload;
+pub mod server;
+pub mod template;
+pub mod wire;
+pub mod zone;

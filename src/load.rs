@@ -1,0 +1,75 @@
+//! Reading everything a zone is made from: the settings file and the templates directory.
+//!
+//! Used alike by `check`, `export`, `serve` at start-up and every reload, so that all of them
+//! accept and reject exactly the same inputs.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Settings;
+use crate::diag::SourceErrors;
+use crate::template::{load_dir, TemplateSet};
+use crate::zone::{self, Zone};
+
+/// Where the inputs are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    pub zones_dir: PathBuf,
+    /// `None`: the embedded default settings.
+    pub settings_file: Option<PathBuf>,
+}
+
+/// Why a set of inputs was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Source(#[from] SourceErrors),
+    #[error("{0}")]
+    Build(#[from] zone::BuildError),
+}
+
+/// Settings and templates, validated.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub templates: TemplateSet,
+}
+
+impl Inputs {
+    pub fn read(&self) -> Result<Loaded, LoadError> {
+        let settings = match &self.settings_file {
+            Some(path) => Settings::load(path),
+            None => Ok(Settings::default()),
+        };
+        let templates = load_dir(&self.zones_dir);
+        // Report the mistakes of both inputs together.
+        match (settings, templates) {
+            (Ok(settings), Ok(templates)) => Ok(Loaded {
+                settings,
+                templates,
+            }),
+            (Err(a), Err(b)) => Err(SourceErrors(a.0.into_iter().chain(b.0).collect()).into()),
+            (Err(e), _) | (_, Err(e)) => Err(e.into()),
+        }
+    }
+}
+
+impl Loaded {
+    pub fn build(&self, serial: u32) -> Result<Zone, LoadError> {
+        Ok(zone::build(&self.settings.zone, &self.templates, serial)?)
+    }
+}
+
+/// Reads and builds in one step.
+pub fn load_zone(
+    zones_dir: &Path,
+    settings_file: Option<&Path>,
+    serial: u32,
+) -> Result<(Loaded, Zone), LoadError> {
+    let inputs = Inputs {
+        zones_dir: zones_dir.to_path_buf(),
+        settings_file: settings_file.map(Path::to_path_buf),
+    };
+    let loaded = inputs.read()?;
+    let zone = loaded.build(serial)?;
+    Ok((loaded, zone))
+}

@@ -1,0 +1,219 @@
+//! Hot reload: re-read the inputs, build and compile a new snapshot off the query path, swap it
+//! in whole, or keep serving the old one when the new set is bad.
+//!
+//! Triggers are file changes (watched with `notify`, bursts debounced into one reload) and
+//! SIGHUP. Query threads never wait: they load whichever snapshot is current through `ArcSwap`,
+//! and each response is built from exactly one snapshot. The SOA serial moves only when the
+//! content changed, and never backwards (see `zone::serial`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerSettings;
+use crate::load::Inputs;
+use crate::server::access::QueryAcl;
+use crate::template::is_template_file;
+use crate::wire::Snapshot;
+use crate::zone::serial::serial_for_now;
+
+/// A quiet period that ends a burst of file events (an editor's write-rename-chmod, a
+/// `git pull`, an rsync of many files).
+const DEBOUNCE_QUIET: Duration = Duration::from_millis(200);
+/// A burst that never goes quiet still reloads this long after its first event.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(2);
+
+/// The result of one reload attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Applied { serial: u32 },
+    Unchanged { serial: u32 },
+    Rejected { serial: u32, error: String },
+}
+
+/// Owns the current snapshot's replacement.
+pub struct Reloader {
+    inputs: Inputs,
+    snapshots: Arc<ArcSwap<Snapshot>>,
+    acl: Arc<ArcSwap<QueryAcl>>,
+    /// The `[server]` settings the process was started with: those need a restart.
+    running: ServerSettings,
+    /// One reload at a time; a trigger during a reload waits and then reads the newest files.
+    busy: Mutex<()>,
+    /// The serial now served, for those who must tell others of changes (NOTIFY).
+    serial_tx: watch::Sender<u32>,
+}
+
+impl Reloader {
+    pub fn new(
+        inputs: Inputs,
+        snapshots: Arc<ArcSwap<Snapshot>>,
+        acl: Arc<ArcSwap<QueryAcl>>,
+        running: ServerSettings,
+    ) -> Self {
+        let serial = snapshots.load().serial();
+        let (serial_tx, _) = watch::channel(serial);
+        Reloader {
+            inputs,
+            snapshots,
+            acl,
+            running,
+            busy: Mutex::new(()),
+            serial_tx,
+        }
+    }
+
+    /// Changes of the served serial.
+    pub fn serials(&self) -> watch::Receiver<u32> {
+        self.serial_tx.subscribe()
+    }
+
+    /// Re-reads everything and swaps in a new snapshot if the inputs are good and different.
+    /// Blocking (file reads, compilation): call it off the async runtime's workers.
+    pub fn reload(&self, trigger: &str) -> ReloadOutcome {
+        let _one_at_a_time = self
+            .busy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let started = Instant::now();
+        let current = self.snapshots.load_full();
+        let loaded = match self.inputs.read() {
+            Ok(loaded) => loaded,
+            Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
+        };
+        let candidate = match loaded.build(current.serial()) {
+            Ok(zone) => zone,
+            Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
+        };
+        if loaded.settings.server != self.running {
+            tracing::warn!(
+                "settings under [server] (listen addresses, threads, limits) changed; they take effect after a restart"
+            );
+        }
+        self.acl.store(Arc::new(QueryAcl::new(
+            loaded.settings.access.allow_query.clone(),
+        )));
+        if candidate.same_content(&current.zone) {
+            tracing::info!(
+                trigger,
+                outcome = "unchanged",
+                serial = current.serial(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "reload: content unchanged, serial kept"
+            );
+            return ReloadOutcome::Unchanged {
+                serial: current.serial(),
+            };
+        }
+        let serial = serial_for_now(current.serial());
+        let zone = match loaded.build(serial) {
+            Ok(zone) => zone,
+            Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
+        };
+        let (operators, records) = (zone.operators, zone.record_count());
+        let snapshot = Snapshot::compile(Arc::new(zone), &self.running);
+        self.snapshots.store(Arc::new(snapshot));
+        let _ = self.serial_tx.send(serial);
+        tracing::info!(
+            trigger,
+            outcome = "applied",
+            serial,
+            operators,
+            records,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "reload: new zone served"
+        );
+        ReloadOutcome::Applied { serial }
+    }
+
+    fn rejected(&self, trigger: &str, serial: u32, error: String) -> ReloadOutcome {
+        tracing::error!(
+            trigger,
+            outcome = "rejected",
+            serial,
+            "reload rejected; still serving the previous zone (serial {serial}):\n{error}"
+        );
+        ReloadOutcome::Rejected { serial, error }
+    }
+
+    /// Watches the zones directory and the settings file, reloading after each burst of
+    /// changes, until `shutdown`.
+    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) -> notify::Result<()> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let zones_dir = self.inputs.zones_dir.clone();
+        let settings_file = self.inputs.settings_file.clone();
+        let relevant = {
+            let settings_file = settings_file.clone();
+            let zones_dir = canonical(&zones_dir);
+            move |path: &Path| {
+                (path.parent() == Some(zones_dir.as_path()) && is_template_file(path))
+                    || settings_file
+                        .as_ref()
+                        .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
+            }
+        };
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if event.kind.is_access() {
+                        return;
+                    }
+                    if event.paths.iter().any(|p| relevant(p)) {
+                        let _ = tx.send(());
+                    }
+                }
+            })?;
+        watcher.watch(
+            &canonical(&self.inputs.zones_dir),
+            RecursiveMode::NonRecursive,
+        )?;
+        if let Some(file) = &settings_file {
+            // Watch the directory, not the file: editors replace files by renaming, which
+            // would end a watch on the file itself.
+            let dir = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            watcher.watch(&canonical(dir), RecursiveMode::NonRecursive)?;
+        }
+        loop {
+            tokio::select! {
+                event = rx.recv() => if event.is_none() { break },
+                _ = shutdown.cancelled() => break,
+            }
+            let first = Instant::now();
+            loop {
+                let remaining = DEBOUNCE_MAX.saturating_sub(first.elapsed());
+                if remaining.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(DEBOUNCE_QUIET.min(remaining), rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    _ => break,
+                }
+            }
+            let reloader = self.clone();
+            let _ = tokio::task::spawn_blocking(move || reloader.reload("file change")).await;
+        }
+        drop(watcher);
+        Ok(())
+    }
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Event paths are absolute and canonical; configured paths may be relative.
+fn same_dir(event_path: &Path, configured: &Path) -> bool {
+    let dir = configured
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    event_path.parent().map(canonical) == Some(canonical(dir))
+}

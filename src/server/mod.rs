@@ -1,0 +1,294 @@
+//! `bsf-dns serve`: sockets, worker threads, signals, reload triggers and graceful shutdown.
+//!
+//! Layout:
+//! - `udp`: the batched UDP workers (the hot path, plain threads);
+//! - `tcp`: RFC 7766 connections on a small Tokio runtime;
+//! - `access`: the `allow-query` check.
+//!
+//! Start-up binds every socket before announcing readiness, so a taken port is an immediate,
+//! clear error. SIGTERM/SIGINT stop accepting, let in-flight TCP answers finish, then exit;
+//! SIGHUP reloads.
+
+pub mod access;
+mod tcp;
+mod udp;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::load::{Inputs, LoadError};
+use crate::reload::Reloader;
+use crate::wire::Snapshot;
+use crate::zone::serial::serial_for_now;
+use access::QueryAcl;
+
+/// How long shutdown waits for TCP connections to finish their answers.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What `serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub inputs: Inputs,
+    /// Overrides the settings' listen addresses.
+    pub listen: Option<Vec<SocketAddr>>,
+    /// Overrides the settings' UDP threads per address.
+    pub threads: Option<usize>,
+    pub log_queries: bool,
+    /// Watch the inputs for changes (SIGHUP reloads either way).
+    pub watch: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}\nerror: the zone could not be loaded; not starting")]
+    Load(#[from] LoadError),
+    #[error("cannot listen on {addr} ({proto}): {source}{hint}")]
+    Bind {
+        addr: SocketAddr,
+        proto: &'static str,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn bind_error(addr: SocketAddr, proto: &'static str, source: std::io::Error) -> ServeError {
+    let hint = match source.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process holds this port; pick another with --listen)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => " (no interface has this address)",
+        _ => "",
+    };
+    ServeError::Bind {
+        addr,
+        proto,
+        source,
+        hint,
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub fn run(options: ServeOptions) -> Result<(), ServeError> {
+    let loaded = options.inputs.read()?;
+    let zone = loaded.build(serial_for_now(0))?;
+    let mut server_settings = loaded.settings.server.clone();
+    let running = server_settings.clone();
+    if let Some(listen) = &options.listen {
+        server_settings.listen = listen.clone();
+    }
+    if options.threads.is_some() {
+        server_settings.threads = options.threads;
+    }
+    let threads = server_settings
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
+    let (serial, operators, records) = (zone.serial, zone.operators, zone.record_count());
+    let snapshots = Arc::new(ArcSwap::from_pointee(Snapshot::compile(
+        Arc::new(zone),
+        &server_settings,
+    )));
+    let acl = Arc::new(ArcSwap::from_pointee(QueryAcl::new(
+        loaded.settings.access.allow_query.clone(),
+    )));
+
+    // Bind everything first: a taken port must fail start-up, not a worker later.
+    let mut udp_sockets = Vec::new();
+    let mut tcp_listeners = Vec::new();
+    for &requested in &server_settings.listen {
+        let first = udp::bind(requested).map_err(|e| bind_error(requested, "UDP", e))?;
+        // With port 0 the kernel picks one; every socket of this address must share it.
+        let addr = first
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or(requested);
+        udp_sockets.push((addr, first));
+        for _ in 1..threads {
+            udp_sockets.push((
+                addr,
+                udp::bind(addr).map_err(|e| bind_error(addr, "UDP", e))?,
+            ));
+        }
+        tcp_listeners.push((
+            addr,
+            bind_tcp(addr).map_err(|e| bind_error(addr, "TCP", e))?,
+        ));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for (i, (addr, socket)) in udp_sockets.into_iter().enumerate() {
+        workers.push(udp::spawn_worker(
+            format!("udp-{i}"),
+            socket,
+            snapshots.clone(),
+            acl.clone(),
+            stop.clone(),
+            options.log_queries,
+        )?);
+        tracing::debug!(%addr, "UDP worker {i} started");
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bsf-dns-rt")
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let cx = Arc::new(tcp::TcpContext {
+            snapshots: snapshots.clone(),
+            acl: acl.clone(),
+            idle_timeout: server_settings.tcp_idle_timeout,
+            connections: Arc::new(Semaphore::new(server_settings.tcp_max_connections)),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+            log_queries: options.log_queries,
+        });
+        let mut accept_tasks = Vec::new();
+        for (_, listener) in tcp_listeners {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            accept_tasks.push(tokio::spawn(tcp::accept_loop(listener, cx.clone())));
+        }
+        let reloader = Arc::new(Reloader::new(
+            options.inputs.clone(),
+            snapshots.clone(),
+            acl.clone(),
+            running,
+        ));
+        if options.watch {
+            let watcher = reloader.clone();
+            let token = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(error) = watcher.watch(token).await {
+                    tracing::error!(%error, "cannot watch the inputs for changes; reload with SIGHUP");
+                }
+            });
+        }
+        let listeners: Vec<String> = server_settings.listen_display();
+        tracing::info!(
+            zone = %snapshots.load().zone.apex(),
+            serial,
+            operators,
+            records,
+            udp_threads_per_address = threads,
+            "serving on {} (UDP and TCP)",
+            listeners.join(", ")
+        );
+        wait_for_signals(&reloader).await;
+        tracing::info!("shutting down: closing listeners, finishing TCP answers");
+        shutdown.cancel();
+        stop.store(true, Ordering::Relaxed);
+        tracker.close();
+        for task in accept_tasks {
+            let _ = task.await;
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+            tracing::warn!("some TCP connections did not finish within {SHUTDOWN_GRACE:?}");
+        }
+        Ok::<(), ServeError>(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    tracing::info!("stopped");
+    result
+}
+
+impl crate::config::ServerSettings {
+    fn listen_display(&self) -> Vec<String> {
+        self.listen.iter().map(ToString::to_string).collect()
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Returns on SIGTERM or SIGINT; reloads on SIGHUP meanwhile.
+async fn wait_for_signals(reloader: &Arc<Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                let reloader = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || reloader.reload("SIGHUP")).await;
+            }
+        }
+    }
+}
+
+/// One log line per query, for `--log-queries` (off by default: it costs more than the answer).
+pub(crate) fn log_query(client: std::net::IpAddr, transport: &str, query: &[u8], response: &[u8]) {
+    let mut lower = crate::wire::query::LowerName::new();
+    let (name, qtype) = match crate::wire::query::parse(query, &mut lower) {
+        Ok(q) => (
+            hickory_proto::rr::Name::from_labels(wire_labels(lower.as_slice()))
+                .map(|n| n.to_ascii())
+                .unwrap_or_else(|_| "?".into()),
+            q.question.map_or(0, |q| q.qtype),
+        ),
+        Err(_) => ("-".into(), 0),
+    };
+    let rcode = response.get(3).map_or(0, |b| b & 0xF);
+    tracing::info!(
+        %client,
+        transport,
+        name,
+        qtype = %hickory_proto::rr::RecordType::from(qtype),
+        rcode = %hickory_proto::op::ResponseCode::from(0, rcode),
+        "query"
+    );
+}
+
+fn wire_labels(wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut labels = Vec::new();
+    let mut pos = 0;
+    while let Some(&len) = wire.get(pos) {
+        if len == 0 {
+            break;
+        }
+        let Some(label) = wire.get(pos + 1..pos + 1 + len as usize) else {
+            break;
+        };
+        labels.push(label.to_vec());
+        pos += 1 + len as usize;
+    }
+    labels
+}

@@ -1,0 +1,13 @@
+//! Answers on the wire: precompiled snapshots and the per-packet responder.
+//!
+//! Layout:
+//! - `query`: reading a query's bytes without allocating;
+//! - `snapshot`: a zone with every positive answer prebuilt as response bytes;
+//! - `respond`: query bytes → response bytes, shared by UDP and TCP.
+
+pub mod query;
+pub mod respond;
+pub mod snapshot;
+
+pub use respond::{Responder, Verdict};
+pub use snapshot::Snapshot;

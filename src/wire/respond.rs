@@ -1,0 +1,390 @@
+//! From query bytes to response bytes: the per-packet path shared by UDP and TCP.
+//!
+//! The path is: parse (no allocation), look the lower-cased name up in the snapshot, copy the
+//! prebuilt answer and patch ID, flags and question. Negative answers and errors are built in
+//! place from the question and the snapshot's SOA. Only names of networks served by the
+//! default template take a slower path that builds records on demand.
+//!
+//! Protocol rules applied here (DESIGN.md §3): AA=1 and RA=0; the question echoed with the
+//! client's letter case; EDNS(0) OPT echoed with our payload size, the client's size honoured
+//! up to our maximum (512 without EDNS), TC=1 when the answer does not fit, BADVERS for a
+//! version above 0, unknown options ignored, DO copied (RFC 3225); FORMERR for QDCOUNT ≠ 1 and
+//! malformed packets with a readable header; NOTIMP for opcodes other than QUERY; REFUSED for
+//! other classes and names outside the zone; responses (QR=1) are never answered.
+
+use hickory_proto::op::Query as HickoryQuery;
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use super::query::{
+    parse, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD,
+    FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
+};
+use super::snapshot::{encode, Prebuilt, Snapshot};
+use crate::zone::lookup::{lookup, Transport};
+
+const RCODE_NOERROR: u16 = 0;
+const RCODE_FORMERR: u16 = 1;
+const RCODE_NXDOMAIN: u16 = 3;
+const RCODE_NOTIMP: u16 = 4;
+const RCODE_REFUSED: u16 = 5;
+/// BADVERS is extended RCODE 16: 1 in the OPT's upper bits, 0 in the header.
+const EXTENDED_BADVERS: u8 = 1;
+
+/// Responses without EDNS must fit in 512 octets (RFC 1035 §4.2.1).
+const CLASSIC_UDP_LIMIT: usize = 512;
+const OPT_LEN: usize = 11;
+
+/// Reusable per-worker state, so the packet path allocates nothing.
+pub struct Responder {
+    lower: LowerName,
+}
+
+impl Default for Responder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the transport should do with the output buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Send,
+    Drop,
+}
+
+impl Responder {
+    pub fn new() -> Self {
+        Responder {
+            lower: LowerName::new(),
+        }
+    }
+
+    /// Answers REFUSED to a client the access list does not allow (RFC 1035 §4.1.1: the
+    /// server refuses for policy reasons). Malformed packets and responses are dropped.
+    pub fn refuse(&mut self, snapshot: &Snapshot, packet: &[u8], out: &mut Vec<u8>) -> Verdict {
+        out.clear();
+        match parse(packet, &mut self.lower) {
+            Ok(query) => {
+                write_error(
+                    out,
+                    snapshot.max_udp_payload,
+                    &query,
+                    query.question.map(|q| q.raw),
+                    RCODE_REFUSED,
+                    query.edns,
+                );
+                Verdict::Send
+            }
+            Err(_) => Verdict::Drop,
+        }
+    }
+
+    /// Answers `packet` into `out` (cleared first).
+    pub fn respond(
+        &mut self,
+        snapshot: &Snapshot,
+        packet: &[u8],
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Verdict {
+        out.clear();
+        let payload = snapshot.max_udp_payload;
+        let query = match parse(packet, &mut self.lower) {
+            Ok(query) => query,
+            Err((Reject::Drop, _)) => return Verdict::Drop,
+            Err((Reject::FormErr, query)) => {
+                let Some(query) = query else {
+                    return Verdict::Drop;
+                };
+                // The question is echoed only when it was read whole and is the only one.
+                let question = query.question.filter(|_| query.qdcount == 1);
+                write_error(
+                    out,
+                    payload,
+                    &query,
+                    question.map(|q| q.raw),
+                    RCODE_FORMERR,
+                    None,
+                );
+                return Verdict::Send;
+            }
+        };
+        let raw_question = query.question.map(|q| q.raw);
+        let Some(question) = query.question else {
+            write_error(out, payload, &query, None, RCODE_FORMERR, None);
+            return Verdict::Send;
+        };
+        if query.opcode != OPCODE_QUERY {
+            write_error(out, payload, &query, raw_question, RCODE_NOTIMP, query.edns);
+            return Verdict::Send;
+        }
+        // A standard query carries no answer or authority records (IXFR puts its SOA in
+        // the authority section).
+        if query.ancount != 0
+            || (query.nscount != 0 && question.qtype != TYPE_IXFR)
+            || question.qtype == TYPE_OPT
+        {
+            write_error(
+                out,
+                payload,
+                &query,
+                raw_question,
+                RCODE_FORMERR,
+                query.edns,
+            );
+            return Verdict::Send;
+        }
+        if let Some(edns) = query.edns.filter(|e| e.version > 0) {
+            write_badvers(out, payload, &query, raw_question, edns);
+            return Verdict::Send;
+        }
+        if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
+            || !self.lower.is_at_or_below(&snapshot.apex_wire)
+        {
+            write_error(
+                out,
+                payload,
+                &query,
+                raw_question,
+                RCODE_REFUSED,
+                query.edns,
+            );
+            return Verdict::Send;
+        }
+        // Zone transfers never go over UDP, and over TCP they are the transfer module's job.
+        if matches!(question.qtype, TYPE_AXFR | TYPE_IXFR) {
+            write_error(
+                out,
+                payload,
+                &query,
+                raw_question,
+                RCODE_REFUSED,
+                query.edns,
+            );
+            return Verdict::Send;
+        }
+        let limit = size_limit(snapshot, transport, query.edns);
+        match snapshot.names.get(self.lower.as_slice()) {
+            Some(node) => {
+                let prebuilt = match question.qtype {
+                    TYPE_ANY if transport == Transport::Tcp => node
+                        .any_tcp
+                        .as_ref()
+                        .or_else(|| node.answers.first().map(|(_, p)| p)),
+                    TYPE_ANY => node.answers.first().map(|(_, p)| p),
+                    qtype => node
+                        .answers
+                        .iter()
+                        .find(|(t, _)| *t == qtype)
+                        .map(|(_, p)| p),
+                };
+                match prebuilt {
+                    Some(p) => write_prebuilt(out, payload, &query, question.raw, p, limit),
+                    None => write_negative(
+                        out,
+                        snapshot,
+                        &query,
+                        &self.lower,
+                        question.raw,
+                        RCODE_NOERROR,
+                    ),
+                }
+            }
+            None => {
+                if snapshot.zone.default.is_none()
+                    || !write_synthesized(out, snapshot, &query, question.raw, transport, limit)
+                {
+                    write_negative(
+                        out,
+                        snapshot,
+                        &query,
+                        &self.lower,
+                        question.raw,
+                        RCODE_NXDOMAIN,
+                    );
+                }
+            }
+        }
+        Verdict::Send
+    }
+}
+
+/// The largest response the client accepts on this transport.
+fn size_limit(snapshot: &Snapshot, transport: Transport, edns: Option<Edns>) -> usize {
+    match (transport, edns) {
+        (Transport::Tcp, _) => u16::MAX as usize,
+        (Transport::Udp, None) => CLASSIC_UDP_LIMIT,
+        (Transport::Udp, Some(e)) => (e.payload as usize)
+            .min(snapshot.max_udp_payload as usize)
+            .max(CLASSIC_UDP_LIMIT),
+    }
+}
+
+/// Response flags from a query's: QR, the opcode, RD and CD carried over.
+fn response_flags(query: &Query<'_>, extra: u16, rcode: u16) -> u16 {
+    FLAG_QR | (query.flags & (0x7800 | FLAG_RD | FLAG_CD)) | extra | (rcode & 0xF)
+}
+
+fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    for c in counts {
+        out.extend_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// OPT with our payload size, version 0 and the client's DO bit (RFC 3225 §3).
+fn write_opt(out: &mut Vec<u8>, payload: u16, extended_rcode: u8, edns: Edns) {
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&payload.to_be_bytes());
+    out.push(extended_rcode);
+    out.push(0);
+    out.extend_from_slice(&(if edns.dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+}
+
+fn write_error(
+    out: &mut Vec<u8>,
+    payload: u16,
+    query: &Query<'_>,
+    question: Option<&[u8]>,
+    rcode: u16,
+    edns: Option<Edns>,
+) {
+    let counts = [question.is_some() as u16, 0, 0, edns.is_some() as u16];
+    write_header(out, query.id, response_flags(query, 0, rcode), counts);
+    if let Some(q) = question {
+        out.extend_from_slice(q);
+    }
+    if let Some(e) = edns {
+        write_opt(out, payload, 0, e);
+    }
+}
+
+fn write_badvers(
+    out: &mut Vec<u8>,
+    payload: u16,
+    query: &Query<'_>,
+    question: Option<&[u8]>,
+    edns: Edns,
+) {
+    let counts = [question.is_some() as u16, 0, 0, 1];
+    write_header(out, query.id, response_flags(query, 0, 0), counts);
+    if let Some(q) = question {
+        out.extend_from_slice(q);
+    }
+    write_opt(out, payload, EXTENDED_BADVERS, edns);
+}
+
+/// NXDOMAIN or NODATA: the question and the SOA (negative TTL) in the authority section.
+fn write_negative(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &Query<'_>,
+    lower: &LowerName,
+    question: &[u8],
+    rcode: u16,
+) {
+    let counts = [1, 0, 1, query.edns.is_some() as u16];
+    write_header(out, query.id, response_flags(query, FLAG_AA, rcode), counts);
+    out.extend_from_slice(question);
+    // The SOA's owner is the apex, a suffix of the question name: point at it.
+    let apex_offset = 12 + lower.len - snapshot.apex_wire.len();
+    out.extend_from_slice(&(0xC000u16 | apex_offset as u16).to_be_bytes());
+    out.extend_from_slice(&snapshot.soa_tail);
+    if let Some(e) = query.edns {
+        write_opt(out, snapshot.max_udp_payload, 0, e);
+    }
+}
+
+/// Copies a prebuilt answer, or its trimmed form, or a truncated response, whichever fits.
+fn write_prebuilt(
+    out: &mut Vec<u8>,
+    payload: u16,
+    query: &Query<'_>,
+    question: &[u8],
+    prebuilt: &Prebuilt,
+    limit: usize,
+) {
+    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let fits = |bytes: &[u8]| bytes.len() + opt_len <= limit;
+    let chosen = if fits(&prebuilt.full) {
+        Some(&prebuilt.full)
+    } else {
+        prebuilt.without_additional.as_ref().filter(|b| fits(b))
+    };
+    let Some(bytes) = chosen else {
+        // RFC 2181 §9: the answer does not fit; say so and let the client retry over TCP.
+        let counts = [1, 0, 0, query.edns.is_some() as u16];
+        write_header(
+            out,
+            query.id,
+            response_flags(query, FLAG_AA | FLAG_TC, 0),
+            counts,
+        );
+        out.extend_from_slice(question);
+        if let Some(e) = query.edns {
+            write_opt(out, payload, 0, e);
+        }
+        return;
+    };
+    out.extend_from_slice(bytes);
+    patch(out, payload, query, question);
+}
+
+/// Puts the query's ID, RD/CD bits and question (its letter case, its QTYPE and QCLASS, same
+/// length as the prebuilt one's) into a copied response, and appends OPT when asked for.
+fn patch(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: &[u8]) {
+    if out.len() < 12 + question.len() {
+        return;
+    }
+    out[0..2].copy_from_slice(&query.id.to_be_bytes());
+    let flags = u16::from_be_bytes([out[2], out[3]]) | (query.flags & (FLAG_RD | FLAG_CD));
+    out[2..4].copy_from_slice(&flags.to_be_bytes());
+    out[12..12 + question.len()].copy_from_slice(question);
+    if let Some(e) = query.edns {
+        let arcount = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
+        out[10..12].copy_from_slice(&arcount.to_be_bytes());
+        write_opt(out, payload, 0, e);
+    }
+}
+
+/// Answers a name of a network without a file from the default template. Returns false when
+/// the name is not such a name (the caller then answers NXDOMAIN).
+fn write_synthesized(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &Query<'_>,
+    question: &[u8],
+    transport: Transport,
+    limit: usize,
+) -> bool {
+    let mut decoder = BinDecoder::new(question);
+    let Ok(parsed) = HickoryQuery::read(&mut decoder) else {
+        return false;
+    };
+    let name: &Name = &parsed.name;
+    let qtype = RecordType::from(u16::from(parsed.query_type));
+    let answer = lookup(&snapshot.zone, name, qtype, DNSClass::IN, transport);
+    if answer.outcome == crate::zone::Outcome::NxDomain {
+        return false;
+    }
+    let Some(bytes) = encode(&parsed, &answer) else {
+        return false;
+    };
+    let prebuilt = Prebuilt {
+        full: bytes.into_boxed_slice(),
+        without_additional: None,
+    };
+    write_prebuilt(
+        out,
+        snapshot.max_udp_payload,
+        query,
+        question,
+        &prebuilt,
+        limit,
+    );
+    true
+}

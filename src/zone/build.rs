@@ -1,0 +1,252 @@
+//! Settings + templates → the records of the zone (DESIGN.md §3).
+//!
+//! Per network and per MNC spelling: A/AAAA and one TXT `uri=…` per bootstrap entry at the bsf
+//! name; SRV and URI at `_<service>._<proto>.bsf…` for each transport the template enables;
+//! empty non-terminals for every name between an owner and the apex. At the apex: SOA, NS and
+//! the glue of in-zone name servers.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, SRV, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record};
+
+use super::{DefaultTemplate, Node, RRset, Zone, URI_TYPE};
+use crate::config::ZoneSettings;
+use crate::plmn::Plmn;
+use crate::template::{Host, Operator, TemplateSet};
+
+/// A combination of settings and templates that cannot form a zone (each file was valid alone).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("name server {0} collides with an operator name; choose a name outside mcc*.{1}")]
+    NsCollision(String, String),
+    #[error("{0}: a generated name is invalid: {1}")]
+    BadName(String, String),
+}
+
+/// Builds the zone. `serial` is the SOA serial to publish.
+pub fn build(
+    settings: &ZoneSettings,
+    templates: &TemplateSet,
+    serial: u32,
+) -> Result<Zone, BuildError> {
+    let mut nodes = NodeMap::new(settings.apex.clone());
+    add_apex(&mut nodes, settings, serial);
+    let distinct_padded: HashSet<Plmn> = templates.operators().map(|(_, p)| p).collect();
+    let mut operators = 0;
+    for (template, plmn) in templates.operators() {
+        let Some(operator) = template.instantiate(plmn, settings.default_ttl) else {
+            continue;
+        };
+        operators += 1;
+        for spelling in plmn.spellings() {
+            // A padded spelling that is a network of its own is answered for that network only.
+            if spelling != plmn && distinct_padded.contains(&spelling) {
+                continue;
+            }
+            add_operator(&mut nodes, &operator, spelling)
+                .map_err(|e| BuildError::BadName(template.file.display().to_string(), e))?;
+        }
+    }
+    for ns in &settings.ns {
+        if crate::plmn::parse_plmn_name(&ns.name, &settings.apex).is_some() {
+            return Err(BuildError::NsCollision(
+                ns.name.to_string(),
+                settings.apex.to_string(),
+            ));
+        }
+    }
+    let default = templates
+        .default
+        .clone()
+        .filter(|_| settings.default_template)
+        .map(|template| DefaultTemplate {
+            template,
+            default_ttl: settings.default_ttl,
+        });
+    Ok(Zone {
+        settings: settings.clone(),
+        serial,
+        nodes: nodes.finish(),
+        default,
+        operators,
+    })
+}
+
+/// Records the names of one network (spelled as given) for a synthesized answer from the
+/// default template. The map holds only that network's subtree and its empty non-terminals.
+pub(crate) fn operator_nodes(
+    apex: &Name,
+    operator: &Operator,
+    spelling: Plmn,
+) -> Result<BTreeMap<Name, Node>, String> {
+    let mut nodes = NodeMap::new(apex.clone());
+    add_operator(&mut nodes, operator, spelling)?;
+    Ok(nodes.finish())
+}
+
+/// Owner names to record sets, keeping each node's record sets in insertion order.
+struct NodeMap {
+    apex: Name,
+    nodes: BTreeMap<Name, Node>,
+}
+
+impl NodeMap {
+    fn new(apex: Name) -> Self {
+        NodeMap {
+            apex,
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, record: Record) {
+        let owner = record.name.to_lowercase();
+        // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
+        let mut ancestor = owner.base_name();
+        while self.apex.zone_of(&ancestor) && ancestor != owner {
+            self.nodes.entry(ancestor.clone()).or_default();
+            if ancestor == self.apex {
+                break;
+            }
+            ancestor = ancestor.base_name();
+        }
+        let node = self.nodes.entry(owner).or_default();
+        let rtype = record.record_type();
+        match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
+            Some(set) => {
+                if !set.records.contains(&record) {
+                    set.records.push(record)
+                }
+            }
+            None => node.rrsets.push(RRset {
+                rtype,
+                records: vec![record],
+            }),
+        }
+    }
+
+    fn finish(self) -> BTreeMap<Name, Node> {
+        self.nodes
+    }
+}
+
+fn record(name: &Name, ttl: u32, data: RData) -> Record {
+    let mut r = Record::from_rdata(name.clone(), ttl, data);
+    r.dns_class = DNSClass::IN;
+    r
+}
+
+fn address_record(name: &Name, ttl: u32, ip: IpAddr) -> Record {
+    match ip {
+        IpAddr::V4(v4) => record(name, ttl, RData::A(A(v4))),
+        IpAddr::V6(v6) => record(name, ttl, RData::AAAA(AAAA(v6))),
+    }
+}
+
+fn add_apex(nodes: &mut NodeMap, settings: &ZoneSettings, serial: u32) {
+    let apex = &settings.apex;
+    let soa = &settings.soa;
+    // SOA timers are i32 on the wire type; the settings check keeps them within 31 bits.
+    let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    nodes.add(record(
+        apex,
+        soa.ttl,
+        RData::SOA(SOA::new(
+            soa.mname.clone(),
+            soa.rname.clone(),
+            serial,
+            as_i32(soa.refresh),
+            as_i32(soa.retry),
+            as_i32(soa.expire),
+            soa.minimum,
+        )),
+    ));
+    for ns in &settings.ns {
+        nodes.add(record(apex, soa.ttl, RData::NS(NS(ns.name.clone()))));
+    }
+    for ns in &settings.ns {
+        if apex.zone_of(&ns.name) {
+            // Glue: A records before AAAA, whatever order the settings list them in.
+            let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) =
+                ns.addresses.iter().partition(|ip| ip.is_ipv4());
+            for ip in v4.into_iter().chain(v6) {
+                nodes.add(address_record(&ns.name, soa.ttl, ip));
+            }
+        }
+    }
+}
+
+fn add_operator(nodes: &mut NodeMap, operator: &Operator, spelling: Plmn) -> Result<(), String> {
+    let bsf = spelling
+        .bsf_name(&nodes.apex)
+        .map_err(|e| e.to_string())?
+        .to_lowercase();
+    let ttl = operator.ttl;
+    // The bsf name carries the template's addresses and the address literals of its URIs (an
+    // SRV whose URI host is an address points at the bsf name, which must then resolve to it).
+    let mut addresses: Vec<IpAddr> = operator.addresses.clone();
+    for (uri, _) in &operator.bootstrap {
+        if let Host::Ip(ip) = uri.host {
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
+        }
+    }
+    let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = addresses.iter().partition(|ip| ip.is_ipv4());
+    for ip in v4.into_iter().chain(v6) {
+        nodes.add(address_record(&bsf, ttl, ip));
+    }
+    for (uri, _) in &operator.bootstrap {
+        let txt = TXT::new(vec![format!("uri={}", uri.text)]);
+        nodes.add(record(&bsf, ttl, RData::TXT(txt)));
+    }
+    if operator.bootstrap.is_empty() && addresses.is_empty() {
+        // Still a name of the zone: the network exists, it has no data.
+        nodes.nodes.entry(bsf.clone()).or_default();
+    }
+    for (uri, entry) in &operator.bootstrap {
+        let (service, proto) = uri.scheme.service_labels();
+        let owner = Name::from_ascii(format!("{service}.{proto}"))
+            .and_then(|n| n.append_domain(&bsf))
+            .map_err(|e| e.to_string())?;
+        let target = match &uri.host {
+            Host::Name(name) => name.clone(),
+            Host::Ip(_) => bsf.clone(),
+        };
+        nodes.add(record(
+            &owner,
+            ttl,
+            RData::SRV(SRV::new(entry.priority, entry.weight, uri.port, target)),
+        ));
+        nodes.add(record(
+            &owner,
+            ttl,
+            uri_rdata(entry.priority, entry.weight, &uri.text),
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 7553 §4.5: priority, weight, then the target URI as the rest of the RDATA.
+pub fn uri_rdata(priority: u16, weight: u16, target: &str) -> RData {
+    let mut bytes = Vec::with_capacity(4 + target.len());
+    bytes.extend_from_slice(&priority.to_be_bytes());
+    bytes.extend_from_slice(&weight.to_be_bytes());
+    bytes.extend_from_slice(target.as_bytes());
+    RData::Unknown {
+        code: URI_TYPE,
+        rdata: NULL::with(bytes),
+    }
+}
+
+/// Reads a URI record's RDATA back: (priority, weight, target).
+pub fn parse_uri_rdata(bytes: &[u8]) -> Option<(u16, u16, &str)> {
+    if bytes.len() < 5 {
+        return None;
+    }
+    let priority = u16::from_be_bytes([bytes[0], bytes[1]]);
+    let weight = u16::from_be_bytes([bytes[2], bytes[3]]);
+    let target = std::str::from_utf8(&bytes[4..]).ok()?;
+    Some((priority, weight, target))
+}

@@ -1,0 +1,40 @@
+//! SOA serials: derived from the clock, never lower than one already published.
+//!
+//! A serial in seconds since the epoch (RFC 1982 arithmetic allows it until 2106) increases by
+//! itself across restarts without any state on disk; `max(previous + 1, now)` keeps it
+//! increasing when several reloads fall in the same second or the clock steps back.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The serial to publish for new content, given the one published before (0 if none).
+pub fn serial_for_now(previous: u32) -> u32 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    next_serial(previous, now)
+}
+
+/// `max(previous + 1, now)` in serial-number arithmetic (RFC 1982).
+pub fn next_serial(previous: u32, now: u32) -> u32 {
+    let bumped = previous.wrapping_add(1);
+    // `now` is ahead of `bumped` iff the forward distance is less than 2^31.
+    if previous == 0 || now.wrapping_sub(bumped) < (1 << 31) {
+        now.max(1)
+    } else {
+        bumped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_follows_clock_but_never_goes_back() {
+        assert_eq!(next_serial(0, 1_700_000_000), 1_700_000_000);
+        assert_eq!(next_serial(1_700_000_000, 1_700_000_000), 1_700_000_001);
+        assert_eq!(next_serial(1_700_000_005, 1_700_000_000), 1_700_000_006);
+        assert_eq!(next_serial(1_700_000_000, 1_700_000_100), 1_700_000_100);
+        assert_eq!(next_serial(u32::MAX, 5), 5);
+    }
+}
