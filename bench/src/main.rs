@@ -31,14 +31,30 @@ enum Cmd {
     Wait(WaitArgs),
     /// Time a template change under load: rewrite one file, poll until the new answer shows.
     Reload(ReloadArgs),
-    /// Print VmRSS/PSS of a process tree as JSON.
-    Mem {
+    /// Print CPU time (user/system) and memory (VmRSS/PSS) of a process tree as JSON.
+    Proc {
         /// Process to measure (with its descendants).
         #[arg(long)]
         pid: i32,
     },
     /// Aggregate a directory of result JSON files into the comparison table.
     Report(report::ReportArgs),
+    /// Print the median of one number over the run results of a directory (for scripts).
+    Median {
+        #[arg(long)]
+        results: PathBuf,
+        /// `scenario` tag to match.
+        #[arg(long)]
+        scenario: String,
+        /// `server` tag to match.
+        #[arg(long)]
+        server: String,
+        /// qps, us_per_query, user_us_per_query, p99_us or share.
+        #[arg(long, default_value = "qps")]
+        field: String,
+    },
+    /// Print a loopback port that is free for both UDP and TCP right now (for scripts).
+    FreePort,
 }
 
 /// Where the queries come from.
@@ -306,6 +322,9 @@ struct WaitArgs {
     /// Fail early if this process exits; report its memory when ready.
     #[arg(long)]
     server_pid: Option<i32>,
+    /// Label the result (repeatable).
+    #[arg(long = "tag", value_parser = parse_tag)]
+    tags: Vec<(String, String)>,
     #[command(flatten)]
     output: Output,
 }
@@ -334,6 +353,18 @@ struct ReloadArgs {
     no_restore: bool,
     #[command(flatten)]
     output: Output,
+}
+
+/// A port free on 127.0.0.1 for UDP and TCP: bind UDP to port 0, then check TCP takes it.
+fn free_port() -> Result<u16> {
+    for _ in 0..50 {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP socket")?;
+        let port = u.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("found no port free for both UDP and TCP")
 }
 
 fn real_main() -> Result<ExitCode> {
@@ -382,7 +413,7 @@ fn real_main() -> Result<ExitCode> {
         Cmd::Wait(a) => {
             let qtype = wire::parse_type(&a.qtype)
                 .with_context(|| format!("unknown type {:?}", a.qtype))?;
-            let r = probe::wait_ready(
+            let mut r = probe::wait_ready(
                 a.target,
                 &a.name,
                 qtype,
@@ -391,6 +422,7 @@ fn real_main() -> Result<ExitCode> {
                 secs(a.timeout, "--timeout")?,
                 a.server_pid,
             )?;
+            r.tags = a.tags.into_iter().collect();
             a.output.emit(&r, || {
                 format!(
                     "{} answered {} after {:.1} ms ({} attempts)\n",
@@ -427,11 +459,41 @@ fn real_main() -> Result<ExitCode> {
                 )
             })?;
         }
-        Cmd::Mem { pid } => {
-            let m = procfs::mem_of_tree(pid)?;
-            println!("{}", serde_json::to_string_pretty(&m)?);
+        Cmd::Proc { pid } => {
+            let v = serde_json::json!({
+                "pid": pid,
+                "cpu": procfs::cpu_of_tree(pid)?,
+                "mem": procfs::mem_of_tree(pid)?,
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Cmd::Report(a) => return report::main(&a),
+        Cmd::Median {
+            results,
+            scenario,
+            server,
+            field,
+        } => {
+            let res = report::load(&results)?;
+            let f = |r: &bsf_bench::results::RunResult| -> Option<f64> {
+                match field.as_str() {
+                    "qps" => Some(r.qps),
+                    "p99_us" => Some(r.latency_us.p99),
+                    "us_per_query" => r.server_cpu.map(|c| c.us_per_query),
+                    "user_us_per_query" => r.server_cpu.map(|c| c.user_us_per_query),
+                    "share" => r.server_cpu.map(|c| c.share),
+                    _ => None,
+                }
+            };
+            match res.med(&scenario, &server, f) {
+                Some(v) => println!("{v:.0}"),
+                None => bail!(
+                    "no {field} for scenario {scenario:?}, server {server:?} in {}",
+                    results.display()
+                ),
+            }
+        }
+        Cmd::FreePort => println!("{}", free_port()?),
     }
     Ok(ExitCode::SUCCESS)
 }

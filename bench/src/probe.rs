@@ -88,6 +88,9 @@ pub fn epoch_ns() -> u128 {
 /// Result of `bsf-bench wait`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WaitResult {
+    /// Labels from `--tag k=v`.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
     pub target: String,
     pub name: String,
     /// Milliseconds from `--since-ns` (or from the start of waiting) to the first good answer.
@@ -117,6 +120,7 @@ pub fn wait_ready(
                 let ready_ms = epoch_ns().saturating_sub(t0) as f64 / 1e6;
                 let server_mem = server_pid.and_then(|pid| procfs::mem_of_tree(pid).ok());
                 return Ok(WaitResult {
+                    tags: Default::default(),
                     target: target.to_string(),
                     name: name.into(),
                     ready_ms,

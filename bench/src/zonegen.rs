@@ -251,7 +251,8 @@ pub fn template(o: &Operator, seed: u64) -> String {
     let h = host(&mut r, 1);
     boots.push((format!("coaps://{h}{}", port(&mut r, 5684)), 10));
     if r.chance(20) {
-        let h = host(&mut r, 2);
+        // A second coaps server: always by name, so its URI differs from the first.
+        let h = format!("bs2.mnc{mnc3}.mcc{}.iot.example", o.mcc);
         boots.push((format!("coaps://{h}{}", port(&mut r, 5684)), 20));
     }
     if r.chance(30) {
@@ -450,6 +451,12 @@ mod tests {
         }
         assert!(coap > 20 && coap < 100, "coap {coap}");
         assert!(two > 10 && two < 80, "two {two}");
+        for n in 0..500 {
+            let t = template(&op("998", &format!("{n:03}")), 7);
+            let uris: Vec<&str> = t.lines().filter(|l| l.starts_with("uri = ")).collect();
+            let set: HashSet<&&str> = uris.iter().collect();
+            assert_eq!(set.len(), uris.len(), "duplicate URI in\n{t}");
+        }
     }
 
     #[test]
