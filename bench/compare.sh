@@ -296,6 +296,7 @@ run_one() {
     local key="${1%%:*}" s="${1#*:}" sc="$2" r="$3" try=1 f; shift 3
     f="$RESULTS/$sc-$s-r$r.json"
     while :; do
+        "$BENCH" quiet --max-busy "$MAX_OTHER" --timeout 20 || true
         [ "$key" = knot ] && pin_knot "${SPID[knot]}"
         client "$BENCH" run --target "127.0.0.1:${SPORT[$key]}" --server-pid "${SPID[$key]}" ${LENIENT[$key]} \
             --names "$WORK/main.names" --duration "$DURATION" --quiet \
@@ -306,7 +307,6 @@ run_one() {
         [ "$try" -lt "$ATTEMPTS" ] && [ "$RETRY_BUDGET" -gt 0 ] || break
         try=$((try + 1)); RETRY_BUDGET=$((RETRY_BUDGET - 1))
         echo "    (other processes were busy during that run: repeating it)" >&2
-        sleep 3
     done
 }
 

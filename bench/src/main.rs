@@ -55,6 +55,18 @@ enum Cmd {
     },
     /// Print a loopback port that is free for both UDP and TCP right now (for scripts).
     FreePort,
+    /// Wait until the machine is quiet (other processes idle); exit 1 if it never is.
+    Quiet {
+        /// Busy cores (all processes) under which the machine counts as quiet.
+        #[arg(long, default_value_t = 0.10)]
+        max_busy: f64,
+        /// Seconds over which busy time is measured.
+        #[arg(long, default_value_t = 0.5)]
+        window: f64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
 }
 
 /// Where the queries come from.
@@ -148,10 +160,11 @@ struct LoadArgs {
     /// Label the result (repeatable): --tag server=nsd --tag round=2.
     #[arg(long = "tag", value_parser = parse_tag)]
     tags: Vec<(String, String)>,
-    /// UDP: send each query as its own datagram (default: runs of equal-length queries go
-    /// out as one UDP GSO send, which makes the client cheaper; the server sees the same).
+    /// UDP: send runs of equal-length queries as one UDP GSO send each (the kernel splits them
+    /// into ordinary datagrams; the server sees the same). Makes the client a little cheaper
+    /// per query; off by default so the client's path is the plain sendmmsg one.
     #[arg(long)]
-    no_gso: bool,
+    gso: bool,
     /// Spin instead of sleeping in ppoll while waiting (the client's core stays busy).
     #[arg(long)]
     busy_poll: bool,
@@ -190,7 +203,7 @@ impl LoadArgs {
         }
         let specs = self.source.specs()?;
         let mut pool = Pool::build(&specs, if self.no_edns { None } else { Some(1232) })?;
-        let gso = !self.no_gso && !self.tcp;
+        let gso = self.gso && !self.tcp;
         if gso {
             pool.group_runs(self.batch.clamp(1, 64), self.source.seed);
         }
@@ -494,6 +507,26 @@ fn real_main() -> Result<ExitCode> {
             }
         }
         Cmd::FreePort => println!("{}", free_port()?),
+        Cmd::Quiet {
+            max_busy,
+            window,
+            timeout,
+        } => {
+            let window = secs(window, "--window")?;
+            let deadline = std::time::Instant::now() + secs(timeout, "--timeout")?;
+            loop {
+                let before = procfs::machine_cpu()?;
+                std::thread::sleep(window);
+                let busy = procfs::machine_cpu()?.since(&before).busy_s / window.as_secs_f64();
+                if busy <= max_busy {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                if std::time::Instant::now() >= deadline {
+                    eprintln!("bsf-bench: the machine stayed busy ({busy:.2} cores)");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
