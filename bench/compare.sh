@@ -15,7 +15,7 @@ set -euo pipefail
 ROUNDS=3
 DURATION=5
 FIXED_RATE=60000
-OUTSTANDING=256
+OUTSTANDING=128
 OPERATORS=""          # empty: every pair of data/mcc-mnc-pairs.csv (~3,200)
 LARGE=100000
 DNSPERF_SECONDS=5
@@ -385,7 +385,7 @@ if [ "$DO_THREADS" = 1 ]; then
     start_bsf main load-2t 2 "$CLIENT_CORE,$SERVER_CORE"
     SPID[bsf-dns-2t]=$PID; SPORT[bsf-dns-2t]=$PORT; LENIENT[bsf-dns-2t]=""
     for r in $(seq 1 "$ROUNDS"); do
-        run_one bsf-dns-2t:bsf-dns max-2t "$r" --lanes 8 --outstanding "$OUTSTANDING"
+        run_one bsf-dns-2t:bsf-dns max-2t "$r" --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
     done
     stop "$PID"
 fi

@@ -340,6 +340,14 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
     let end_ns = warm_ns + cfg.duration.as_nanos() as u64;
     let timeout_ns = cfg.timeout.as_nanos() as u64;
     let mut cpu_before = None;
+    // The server's process tree, found once: scanning /proc takes milliseconds, too long to do
+    // at the start of the measured window.
+    let server_tree = match cfg.server_pid {
+        Some(pid) => {
+            Some(procfs::process_tree(pid).with_context(|| format!("--server-pid {pid}"))?)
+        }
+        None => None,
+    };
     let mut client_before = procfs::Cpu::default();
     let mut machine_before = None;
     let mut pfds = Vec::with_capacity(lanes_n);
@@ -357,14 +365,8 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
             e.measure_from_ns = now;
             e.hist.reset();
             e.c = Counters::default();
-            cpu_before = match cfg.server_pid {
-                Some(pid) => Some(
-                    procfs::cpu_of_tree(pid)
-                        .with_context(|| format!("reading CPU of --server-pid {pid}"))?,
-                ),
-                None => None,
-            };
-            client_before = procfs::cpu_of_tree(me).unwrap_or_default();
+            cpu_before = server_tree.as_deref().map(procfs::cpu_of_pids);
+            client_before = procfs::cpu_of_pids(&[me]);
             machine_before = procfs::machine_cpu().ok();
         }
         if now >= end_ns || !e.lanes_alive() {
@@ -396,7 +398,9 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
                     }
                     scheduled += k as u64;
                     sent_any = true;
-                    max_lag_ns = max_lag_ns.max(e.now_ns().saturating_sub(first));
+                    if e.measuring {
+                        max_lag_ns = max_lag_ns.max(e.now_ns().saturating_sub(first));
+                    }
                 }
                 // Queries more than a timeout behind schedule will never be sent in time:
                 // count them as unsent and move the schedule on.
@@ -473,21 +477,15 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
     }
     // Lanes that died leave queries outstanding: they are lost.
     e.expire(u64::MAX, 0);
-    let server_cpu = match (cfg.server_pid, cpu_before) {
-        (Some(pid), Some(before)) => {
-            let after = procfs::cpu_of_tree(pid)
-                .with_context(|| format!("reading CPU of --server-pid {pid} after the run"))?;
-            Some(after.since(&before))
-        }
+    let server_cpu = match (&server_tree, cpu_before) {
+        (Some(tree), Some(before)) => Some(procfs::cpu_of_pids(tree).since(&before)),
         _ => None,
     };
     let server_mem = match cfg.server_pid {
         Some(pid) => procfs::mem_of_tree(pid).ok(),
         None => None,
     };
-    let client_cpu = procfs::cpu_of_tree(me)
-        .unwrap_or_default()
-        .since(&client_before);
+    let client_cpu = procfs::cpu_of_pids(&[me]).since(&client_before);
     let machine_used = match (machine_before, procfs::machine_cpu().ok()) {
         (Some(b), Some(a)) => Some(a.since(&b)),
         _ => None,

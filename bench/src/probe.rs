@@ -139,7 +139,7 @@ pub fn wait_ready(
             );
         }
         if let Some(pid) = server_pid {
-            if procfs::process_tree(pid).is_err() {
+            if !procfs::is_alive(pid) {
                 bail!("server process {pid} exited before answering");
             }
         }
