@@ -361,7 +361,7 @@ reload_probe() { # set port pid out tags...
     mcc="${file%%-*}"; mnc="${file#*-}"; mnc="${mnc%.toml}"
     name="bsf.mnc$mnc.mcc$mcc.lwm2m.org"
     client "$BENCH" reload --target "127.0.0.1:$port" --server-pid "$pid" --names "$WORK/$set.names" \
-        --rate "$RELOAD_RATE" --duration 6 --change-at 2 --file "$WORK/$set/$file" --name "$name" --quiet \
+        --rate "$RELOAD_RATE" --change-at 2 --max-wait 60 --file "$WORK/$set/$file" --name "$name" --quiet \
         --json --out "$RESULTS/$out" "$@" > /dev/null
     printf '  %s: %s\n' "$out" "$(tr -d '\n ' < "$RESULTS/$out" | grep -o '"reload_ms":[0-9.nul]*' | head -1)" >&2
 }
@@ -381,13 +381,18 @@ if [ "$DO_DNSPERF" = 1 ]; then
 fi
 
 if [ "$DO_THREADS" = 1 ]; then
-    say "bsf-dns with --threads 2 on both cores (load generator on core $CLIENT_CORE)"
-    start_bsf main load-2t 2 "$CLIENT_CORE,$SERVER_CORE"
-    SPID[bsf-dns-2t]=$PID; SPORT[bsf-dns-2t]=$PORT; LENIENT[bsf-dns-2t]=""
+    # Both cores are open to the server; the load generator stays on core 0 and sleeps while it
+    # waits, so a server thread on core 0 gets its share. One thread vs two, alternating.
+    say "bsf-dns on both cores: --threads 1 vs --threads 2 (load generator on core $CLIENT_CORE)"
+    start_bsf main load-t1 1 "$CLIENT_CORE,$SERVER_CORE"
+    SPID[t1]=$PID; SPORT[t1]=$PORT; LENIENT[t1]=""
+    start_bsf main load-t2 2 "$CLIENT_CORE,$SERVER_CORE"
+    SPID[t2]=$PID; SPORT[t2]=$PORT; LENIENT[t2]=""
     for r in $(seq 1 "$ROUNDS"); do
-        run_one bsf-dns-2t:bsf-dns max-2t "$r" --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
+        run_one t1:bsf-dns cores2-t1 "$r" --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
+        run_one t2:bsf-dns cores2-t2 "$r" --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
     done
-    stop "$PID"
+    stop "${SPID[t1]}"; stop "${SPID[t2]}"
 fi
 
 for s in "${SERVERS[@]}"; do stop "${SPID[$s]}"; done
@@ -411,4 +416,5 @@ say "report"
 "$BENCH" report --results "$RESULTS" --json-out "$RESULTS/summary.json" | tee "$RESULTS/report.md"
 ln -sfn "$RESULTS" "$(dirname "$RESULTS")/latest" 2>/dev/null || true
 echo >&2
+echo "took $((SECONDS / 60)) min $((SECONDS % 60)) s" >&2
 echo "results: $RESULTS (report.md, summary.json and one JSON file per run)" >&2

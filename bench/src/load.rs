@@ -57,6 +57,9 @@ pub struct LoadConfig {
     pub busy_poll: bool,
     pub server_pid: Option<i32>,
     pub progress: bool,
+    /// Ends the run early when set (the reload probe stops the load once it has seen the
+    /// change and let it settle).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -369,7 +372,11 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
             client_before = procfs::cpu_of_pids(&[me]);
             machine_before = procfs::machine_cpu().ok();
         }
-        if now >= end_ns || !e.lanes_alive() {
+        let stopped = cfg
+            .stop
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed));
+        if now >= end_ns || stopped || !e.lanes_alive() {
             break;
         }
         let mut sent_any = false;

@@ -229,6 +229,7 @@ impl LoadArgs {
             server_pid: self.server_pid,
             progress: !self.quiet,
             tags: self.tags.iter().cloned().collect::<BTreeMap<_, _>>(),
+            stop: None,
         };
         Ok((cfg, pool))
     }
@@ -359,8 +360,12 @@ struct ReloadArgs {
     #[arg(long, default_value_t = 2.0)]
     change_at: f64,
     /// Give up waiting for the new answer after this many seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 60.0)]
     max_wait: f64,
+    /// Seconds of load kept running after the new answer is first seen (the run's
+    /// --duration is ignored: the load covers the whole reload).
+    #[arg(long, default_value_t = 1.0)]
+    settle: f64,
     /// Truncate and rewrite the file in place (default: write beside it and rename over it).
     #[arg(long)]
     in_place: bool,
@@ -460,6 +465,7 @@ fn real_main() -> Result<ExitCode> {
                     probe::WriteMode::Rename
                 },
                 restore: !a.no_restore,
+                settle: secs(a.settle, "--settle")?,
             };
             let r = probe::reload(&cfg, &pool)?;
             a.output.emit(&r, || {

@@ -11,6 +11,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One query/response exchange over a fresh UDP socket; `None` on timeout.
@@ -168,6 +170,8 @@ pub struct ReloadConfig {
     pub write_mode: WriteMode,
     /// Put the original file back afterwards.
     pub restore: bool,
+    /// Load kept running after the new answer is first seen.
+    pub settle: Duration,
 }
 
 /// Result of `bsf-bench reload`.
@@ -247,7 +251,12 @@ pub fn reload(cfg: &ReloadConfig, pool: &Pool) -> Result<ReloadResult> {
         .unwrap_or(Ipv4Addr::new(203, 0, 113, 199));
     let new_text = rewrite_addresses(&original, new_addr)?;
 
-    let load_cfg = cfg.load.clone();
+    // The load runs from before the change until the change has been seen and has settled
+    // (or the wait is over), however long the reload takes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load_cfg = cfg.load.clone();
+    load_cfg.duration = cfg.change_at.saturating_sub(load_cfg.warmup) + cfg.max_wait + cfg.settle;
+    load_cfg.stop = Some(stop.clone());
     let result = std::thread::scope(|s| -> Result<ReloadResult> {
         let handle = s.spawn(|| load::run(&load_cfg, pool));
         std::thread::sleep(cfg.change_at);
@@ -266,6 +275,10 @@ pub fn reload(cfg: &ReloadConfig, pool: &Pool) -> Result<ReloadResult> {
             }
             std::thread::sleep(Duration::from_micros(500));
         }
+        if reload_ms.is_some() {
+            std::thread::sleep(cfg.settle);
+        }
+        stop.store(true, Ordering::Relaxed);
         let load = match handle.join() {
             Ok(r) => r?,
             Err(_) => bail!("the load thread panicked"),

@@ -569,22 +569,26 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
             ),
         ]);
     }
-    let q1 = res.med("max", "bsf-dns", |r| Some(r.qps));
-    let q2 = res.med("max-2t", "bsf-dns", |r| Some(r.qps));
-    let s2 = res.med("max-2t", "bsf-dns", |r| r.server_cpu.map(|c| c.share));
-    let c2 = res.med("max-2t", "bsf-dns", |r| {
-        r.server_cpu.map(|c| c.us_per_query)
-    });
-    if let Some(q2v) = q2 {
-        extra.push(vec![
-            "bsf-dns --threads 2 (server on both cores, client on core 0)".into(),
-            format!(
-                "{q2v:.0} q/s answered ({} × 1 thread), {:.0}% CPU share, {} µs/query",
-                fmt_val(ratio(q2, q1), 2),
-                s2.unwrap_or(0.0) * 100.0,
-                fmt_val(c2, 3)
-            ),
-        ]);
+    let q1 = res.med("cores2-t1", "bsf-dns", |r| Some(r.qps));
+    let q2 = res.med("cores2-t2", "bsf-dns", |r| Some(r.qps));
+    for (sc, label) in [("cores2-t1", "1 thread"), ("cores2-t2", "2 threads")] {
+        if let Some(q) = res.med(sc, "bsf-dns", |r| Some(r.qps)) {
+            let share = res
+                .med(sc, "bsf-dns", |r| r.server_cpu.map(|c| c.share))
+                .unwrap_or(0.0);
+            let us = res.med(sc, "bsf-dns", |r| r.server_cpu.map(|c| c.us_per_query));
+            extra.push(vec![
+                format!(
+                    "bsf-dns --threads {} on cores 0+1, client on core 0",
+                    &label[..1]
+                ),
+                format!(
+                    "{label}: {q:.0} q/s answered, server CPU {:.0}% of a core, {} µs/query",
+                    share * 100.0,
+                    fmt_val(us, 3)
+                ),
+            ]);
+        }
     }
     if !extra.is_empty() {
         out.push('\n');
