@@ -26,7 +26,7 @@ pub fn check(zones: &Path, config: Option<&Path>) -> ExitCode {
             for warning in &loaded.templates.warnings {
                 eprintln!("warning: {warning}");
             }
-            let names = zone.nodes.len();
+            let names = zone.name_count();
             let default = match (&loaded.templates.default, zone.default.is_some()) {
                 (Some(t), true) => format!("; default template {} enabled", t.file.display()),
                 (Some(t), false) => format!(

@@ -30,12 +30,16 @@ struct RawSettings {
     ns: Option<Vec<RawNs>>,
     server: Option<RawServer>,
     access: Option<RawAccess>,
+    // Scale-out (checked in `transfer::settings`): secondaries to NOTIFY, TSIG keys.
+    notify: Option<Vec<Spanned<String>>>,
+    tsig_key: Option<Vec<crate::transfer::settings::RawTsigKey>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawAccess {
     allow_query: Option<Vec<Spanned<String>>>,
+    allow_transfer: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +126,8 @@ pub struct Settings {
     pub zone: ZoneSettings,
     pub server: ServerSettings,
     pub access: AccessSettings,
+    /// Zone transfers and NOTIFY (`allow-transfer`, `[[tsig-key]]`, `notify`).
+    pub transfer: crate::transfer::settings::TransferSettings,
 }
 
 impl Default for Settings {
@@ -366,12 +372,20 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
         source,
         &mut errors,
     );
+    let transfer = crate::transfer::settings::validate(
+        raw.tsig_key,
+        access_raw.allow_transfer,
+        raw.notify,
+        source,
+        &mut errors,
+    );
 
     if !errors.is_empty() {
         return Err(SourceErrors(errors));
     }
     Ok(Settings {
         access: AccessSettings { allow_query },
+        transfer,
         zone: ZoneSettings {
             apex,
             default_ttl,

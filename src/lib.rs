@@ -15,7 +15,9 @@
 //! - [`zone`]: the compiled zone (records), the answer function, the master-file export;
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
 //! - [`server`]: UDP and TCP sockets, shutdown;
-//! - [`reload`]: watching the inputs and swapping in new snapshots.
+//! - [`reload`]: watching the inputs and swapping in new snapshots;
+//! - [`transfer`]: AXFR/IXFR to secondaries, NOTIFY, TSIG, `allow-transfer`;
+//! - [`resolve`]: the device's side — the lookup a device does, as `bsf-dns resolve`.
 
 pub mod commands;
 pub mod config;
@@ -23,7 +25,9 @@ pub mod diag;
 pub mod load;
 pub mod plmn;
 pub mod reload;
+pub mod resolve;
 pub mod server;
 pub mod template;
+pub mod transfer;
 pub mod wire;
 pub mod zone;

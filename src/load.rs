@@ -55,7 +55,17 @@ impl Inputs {
 
 impl Loaded {
     pub fn build(&self, serial: u32) -> Result<Zone, LoadError> {
-        Ok(zone::build(&self.settings.zone, &self.templates, serial)?)
+        self.build_from(serial, None)
+    }
+
+    /// Builds, reusing the parts of `previous` whose templates did not change.
+    pub fn build_from(&self, serial: u32, previous: Option<&Zone>) -> Result<Zone, LoadError> {
+        Ok(zone::build(
+            &self.settings.zone,
+            &self.templates,
+            serial,
+            previous,
+        )?)
     }
 }
 

@@ -65,6 +65,10 @@ enum Command {
         #[arg(long, value_name = "ZONE", default_value = "lwm2m.org")]
         apex: String,
     },
+    /// Look up the bootstrap server the way a device does (URI, SRV, TXT, A/AAAA through a
+    /// resolver) and print the URIs to try, in order. Exit 0 found, 1 bad input, 2 nothing
+    /// found (NXDOMAIN: operator unknown), 3 resolver failed.
+    Resolve(bsf_dns::resolve::ResolveCommand),
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
@@ -118,5 +122,6 @@ fn main() -> ExitCode {
             mnc_digits,
             apex,
         } => bsf_dns::commands::name(&imsi, mnc_digits, &apex),
+        Command::Resolve(command) => bsf_dns::resolve::cli::main(&command),
     }
 }

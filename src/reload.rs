@@ -15,7 +15,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServerSettings;
+use crate::config::{ServerSettings, Settings};
 use crate::load::Inputs;
 use crate::server::access::QueryAcl;
 use crate::template::is_template_file;
@@ -47,6 +47,9 @@ pub struct Reloader {
     busy: Mutex<()>,
     /// The serial now served, for those who must tell others of changes (NOTIFY).
     serial_tx: watch::Sender<u32>,
+    /// The settings of the last good load, for those that follow settings changes that need
+    /// no new zone (transfer ACLs, TSIG keys, NOTIFY targets).
+    settings_tx: watch::Sender<Option<Arc<Settings>>>,
 }
 
 impl Reloader {
@@ -65,12 +68,18 @@ impl Reloader {
             running,
             busy: Mutex::new(()),
             serial_tx,
+            settings_tx: watch::channel(None).0,
         }
     }
 
     /// Changes of the served serial.
     pub fn serials(&self) -> watch::Receiver<u32> {
         self.serial_tx.subscribe()
+    }
+
+    /// The settings of each good load (`None` until the first reload).
+    pub fn settings(&self) -> watch::Receiver<Option<Arc<Settings>>> {
+        self.settings_tx.subscribe()
     }
 
     /// Re-reads everything and swaps in a new snapshot if the inputs are good and different.
@@ -86,7 +95,7 @@ impl Reloader {
             Ok(loaded) => loaded,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
-        let candidate = match loaded.build(current.serial()) {
+        let mut candidate = match loaded.build_from(current.serial(), Some(&current.zone)) {
             Ok(zone) => zone,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
@@ -98,6 +107,8 @@ impl Reloader {
         self.acl.store(Arc::new(QueryAcl::new(
             loaded.settings.access.allow_query.clone(),
         )));
+        self.settings_tx
+            .send_replace(Some(Arc::new(loaded.settings.clone())));
         if candidate.same_content(&current.zone) {
             tracing::info!(
                 trigger,
@@ -111,13 +122,12 @@ impl Reloader {
             };
         }
         let serial = serial_for_now(current.serial());
-        let zone = match loaded.build(serial) {
-            Ok(zone) => zone,
-            Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
-        };
-        let (operators, records) = (zone.operators, zone.record_count());
-        let snapshot = Snapshot::compile(Arc::new(zone), &self.running);
+        candidate.set_serial(serial);
+        let (operators, records) = (candidate.operators, candidate.record_count());
+        let snapshot = Snapshot::compile(Arc::new(candidate), &self.running, Some(&current));
         self.snapshots.store(Arc::new(snapshot));
+        drop(current);
+        crate::server::release_freed_memory();
         let _ = self.serial_tx.send(serial);
         tracing::info!(
             trigger,

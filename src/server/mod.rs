@@ -99,10 +99,13 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     let snapshots = Arc::new(ArcSwap::from_pointee(Snapshot::compile(
         Arc::new(zone),
         &server_settings,
+        None,
     )));
+    release_freed_memory();
     let acl = Arc::new(ArcSwap::from_pointee(QueryAcl::new(
         loaded.settings.access.allow_query.clone(),
     )));
+    let transfer = Arc::new(ArcSwap::from_pointee(loaded.settings.transfer.clone()));
 
     // Bind everything first: a taken port must fail start-up, not a worker later.
     let mut udp_sockets = Vec::new();
@@ -158,6 +161,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             log_queries: options.log_queries,
+            transfer: transfer.clone(),
         });
         let mut accept_tasks = Vec::new();
         for (_, listener) in tcp_listeners {
@@ -170,6 +174,8 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             acl.clone(),
             running,
         ));
+        // Scale-out: NOTIFY on serial changes, transfer settings kept current.
+        crate::transfer::start(&reloader, snapshots.clone(), transfer, shutdown.clone());
         if options.watch {
             let watcher = reloader.clone();
             let token = shutdown.clone();
@@ -251,6 +257,17 @@ async fn wait_for_signals(reloader: &Arc<Reloader>) {
                 let _ = tokio::task::spawn_blocking(move || reloader.reload("SIGHUP")).await;
             }
         }
+    }
+}
+
+/// Hands memory freed after building a zone back to the operating system. Building allocates
+/// many short-lived objects; without this, glibc keeps the freed pages and the resident size
+/// stays at the building peak rather than what the served snapshot needs.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

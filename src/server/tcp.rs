@@ -31,6 +31,8 @@ pub struct TcpContext {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub log_queries: bool,
+    /// `allow-transfer`, TSIG keys (for AXFR/IXFR, answered by `crate::transfer`).
+    pub transfer: crate::transfer::SharedSettings,
 }
 
 /// Accepts connections until shutdown.
@@ -89,6 +91,11 @@ async fn serve_connection(
         match tokio::time::timeout(cx.idle_timeout, reader.read_exact(&mut query)).await {
             Ok(Ok(_)) => {}
             _ => break,
+        }
+        // Zone transfers are the transfer module's, under `allow-transfer` (not `allow-query`).
+        if crate::transfer::is_transfer_request(&query) {
+            crate::transfer::answer(&mut writer, &query, peer, &cx.snapshots, &cx.transfer).await?;
+            continue;
         }
         let snapshot = cx.snapshots.load_full();
         let verdict = if cx.acl.load().allows(peer.ip()) {

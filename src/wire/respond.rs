@@ -165,7 +165,7 @@ impl Responder {
             return Verdict::Send;
         }
         let limit = size_limit(snapshot, transport, query.edns);
-        match snapshot.names.get(self.lower.as_slice()) {
+        match snapshot.node(self.lower.as_slice()) {
             Some(node) => {
                 let prebuilt = match question.qtype {
                     TYPE_ANY if transport == Transport::Tcp => node

@@ -14,8 +14,9 @@ use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::config::ServerSettings;
+use crate::plmn::Mcc;
 use crate::zone::lookup::{lookup, Answer, Transport};
-use crate::zone::Zone;
+use crate::zone::{mcc_of_wire, Node, Part, Zone};
 
 /// A prebuilt response and, when it has additional records, the same without them (used when
 /// the full one does not fit the client's size limit: RFC 2181 §9 lets additional data go).
@@ -37,11 +38,19 @@ pub struct CompiledNode {
 /// Hash-flooding resistant and fast: query names are chosen by whoever sends packets.
 type NameMap = HashMap<Box<[u8]>, CompiledNode, ahash::RandomState>;
 
+/// The compiled answers of one zone part, shared between snapshots while the part is
+/// unchanged.
+pub struct CompiledPart {
+    part: Arc<Part>,
+    names: NameMap,
+}
+
 /// What the responder reads for every packet. Immutable; replaced whole on reload.
 pub struct Snapshot {
     pub zone: Arc<Zone>,
     pub apex_wire: Box<[u8]>,
-    pub names: NameMap,
+    apex_names: NameMap,
+    parts: HashMap<Mcc, Arc<CompiledPart>, ahash::RandomState>,
     /// The SOA record for negative answers minus its owner name: TYPE, CLASS, TTL (the
     /// RFC 2308 negative TTL), RDLENGTH and RDATA with uncompressed names.
     pub soa_tail: Box<[u8]>,
@@ -122,32 +131,65 @@ fn soa_tail(zone: &Zone) -> Box<[u8]> {
     tail.into_boxed_slice()
 }
 
+fn compile_nodes<'a>(zone: &Zone, nodes: impl Iterator<Item = (&'a [u8], &'a Node)>) -> NameMap {
+    let mut names = NameMap::default();
+    for (key, node) in nodes {
+        let owner = &node.name;
+        let mut compiled = CompiledNode::default();
+        for set in &node.rrsets {
+            let question = Query::query(owner.clone(), set.rtype);
+            let answer = lookup(zone, owner, set.rtype, DNSClass::IN, Transport::Udp);
+            if let Some(prebuilt) = prebuild(&question, &answer) {
+                compiled.answers.push((u16::from(set.rtype), prebuilt));
+            }
+        }
+        if node.rrsets.len() > 1 {
+            let question = Query::query(owner.clone(), RecordType::ANY);
+            let answer = lookup(zone, owner, RecordType::ANY, DNSClass::IN, Transport::Tcp);
+            compiled.any_tcp = prebuild(&question, &answer);
+        }
+        names.insert(key.into(), compiled);
+    }
+    names
+}
+
 impl Snapshot {
-    /// Precompiles every positive answer of the zone.
-    pub fn compile(zone: Arc<Zone>, server: &ServerSettings) -> Snapshot {
-        let mut names = NameMap::with_capacity_and_hasher(zone.nodes.len(), Default::default());
-        for (owner, node) in &zone.nodes {
-            let mut compiled = CompiledNode::default();
-            for set in &node.rrsets {
-                let question = Query::query(owner.clone(), set.rtype);
-                let answer = lookup(&zone, owner, set.rtype, DNSClass::IN, Transport::Udp);
-                if let Some(prebuilt) = prebuild(&question, &answer) {
-                    compiled.answers.push((u16::from(set.rtype), prebuilt));
-                }
-            }
-            if node.rrsets.len() > 1 {
-                let question = Query::query(owner.clone(), RecordType::ANY);
-                let answer = lookup(&zone, owner, RecordType::ANY, DNSClass::IN, Transport::Tcp);
-                compiled.any_tcp = prebuild(&question, &answer);
-            }
-            names.insert(wire_name(owner), compiled);
+    /// Precompiles every positive answer of the zone. Parts unchanged since `previous` (the
+    /// same shared part, with answers that depend on it alone) keep their compiled answers.
+    pub fn compile(
+        zone: Arc<Zone>,
+        server: &ServerSettings,
+        previous: Option<&Snapshot>,
+    ) -> Snapshot {
+        let mut parts = HashMap::with_capacity_and_hasher(zone.parts.len(), Default::default());
+        for (mcc, part) in &zone.parts {
+            let reusable = previous
+                .and_then(|s| s.parts.get(mcc))
+                .filter(|c| part.self_contained && Arc::ptr_eq(&c.part, part));
+            let compiled = match reusable {
+                Some(compiled) => compiled.clone(),
+                None => Arc::new(CompiledPart {
+                    part: part.clone(),
+                    names: compile_nodes(&zone, part.nodes.iter()),
+                }),
+            };
+            parts.insert(*mcc, compiled);
         }
         Snapshot {
             apex_wire: wire_name(zone.apex()),
             soa_tail: soa_tail(&zone),
-            names,
+            apex_names: compile_nodes(&zone, zone.apex_nodes.iter()),
+            parts,
             zone,
             max_udp_payload: server.max_udp_payload,
+        }
+    }
+
+    /// The compiled node of a lower-case wire name.
+    pub fn node(&self, lower: &[u8]) -> Option<&CompiledNode> {
+        match mcc_of_wire(lower, self.apex_wire.len()) {
+            Some(mcc) => self.parts.get(&mcc)?.names.get(lower),
+            None => self.apex_names.get(lower),
         }
     }
 

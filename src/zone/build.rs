@@ -7,14 +7,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
 
-use super::{DefaultTemplate, Node, RRset, Zone, URI_TYPE};
+use super::{mcc_of_wire, wire_key, DefaultTemplate, Nodes, Part, RRset, Zone, URI_TYPE};
 use crate::config::ZoneSettings;
-use crate::plmn::Plmn;
-use crate::template::{Host, Operator, TemplateSet};
+use crate::plmn::{Mcc, Plmn};
+use crate::template::{Coverage, Host, Operator, Template, TemplateSet};
 
 /// A combination of settings and templates that cannot form a zone (each file was valid alone).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,37 +26,45 @@ pub enum BuildError {
     BadName(String, String),
 }
 
-/// Builds the zone. `serial` is the SOA serial to publish.
+/// Builds the zone. `serial` is the SOA serial to publish. Parts of `previous` whose inputs
+/// are unchanged are reused as they are (shared, not copied).
 pub fn build(
     settings: &ZoneSettings,
     templates: &TemplateSet,
     serial: u32,
+    previous: Option<&Zone>,
 ) -> Result<Zone, BuildError> {
-    let mut nodes = NodeMap::new(settings.apex.clone());
-    add_apex(&mut nodes, settings, serial);
-    let distinct_padded: HashSet<Plmn> = templates.operators().map(|(_, p)| p).collect();
-    let mut operators = 0;
-    for (template, plmn) in templates.operators() {
-        let Some(operator) = template.instantiate(plmn, settings.default_ttl) else {
-            continue;
-        };
-        operators += 1;
-        for spelling in plmn.spellings() {
-            // A padded spelling that is a network of its own is answered for that network only.
-            if spelling != plmn && distinct_padded.contains(&spelling) {
-                continue;
-            }
-            add_operator(&mut nodes, &operator, spelling)
-                .map_err(|e| BuildError::BadName(template.file.display().to_string(), e))?;
-        }
-    }
+    let apex_key_len = wire_key(&settings.apex).len();
     for ns in &settings.ns {
-        if crate::plmn::parse_plmn_name(&ns.name, &settings.apex).is_some() {
+        if mcc_of_wire(&wire_key(&ns.name), apex_key_len).is_some() {
             return Err(BuildError::NsCollision(
                 ns.name.to_string(),
                 settings.apex.to_string(),
             ));
         }
+    }
+    let mut apex_nodes = NodeMap::new(settings.apex.clone());
+    add_apex(&mut apex_nodes, settings, serial);
+
+    let mut groups: BTreeMap<Mcc, Vec<Template>> = BTreeMap::new();
+    for template in &templates.templates {
+        if let Coverage::Networks(plmns) = &template.coverage {
+            // Validation keeps one MCC per file, so the first network names the group.
+            if let Some(first) = plmns.first() {
+                groups.entry(first.mcc).or_default().push(template.clone());
+            }
+        }
+    }
+    let mut parts = BTreeMap::new();
+    for (mcc, group) in groups {
+        let reusable = previous.and_then(|z| z.parts.get(&mcc)).filter(|p| {
+            p.templates == group && p.apex == settings.apex && p.default_ttl == settings.default_ttl
+        });
+        let part = match reusable {
+            Some(part) => part.clone(),
+            None => Arc::new(build_part(mcc, group, settings)?),
+        };
+        parts.insert(mcc, part);
     }
     let default = templates
         .default
@@ -65,12 +74,69 @@ pub fn build(
             template,
             default_ttl: settings.default_ttl,
         });
-    Ok(Zone {
-        settings: settings.clone(),
+    Ok(Zone::new(
+        settings.clone(),
         serial,
-        nodes: nodes.finish(),
+        apex_nodes.finish(),
+        parts,
         default,
+    ))
+}
+
+/// Builds the names of one MCC from its templates.
+fn build_part(
+    mcc: Mcc,
+    templates: Vec<Template>,
+    settings: &ZoneSettings,
+) -> Result<Part, BuildError> {
+    let mut nodes = NodeMap::new(settings.apex.clone());
+    let listed: HashSet<Plmn> = templates
+        .iter()
+        .flat_map(|t| match &t.coverage {
+            Coverage::Networks(list) => list.clone(),
+            Coverage::Default => Vec::new(),
+        })
+        .collect();
+    let mut operators = 0;
+    let mut self_contained = true;
+    let apex_key_len = wire_key(&settings.apex).len();
+    for template in &templates {
+        let Coverage::Networks(plmns) = &template.coverage else {
+            continue;
+        };
+        for &plmn in plmns {
+            let Some(operator) = template.instantiate(plmn, settings.default_ttl) else {
+                continue;
+            };
+            operators += 1;
+            for spelling in plmn.spellings() {
+                // A padded spelling that is a network of its own is answered for that
+                // network only.
+                if spelling != plmn && listed.contains(&spelling) {
+                    continue;
+                }
+                add_operator(&mut nodes, &operator, spelling)
+                    .map_err(|e| BuildError::BadName(template.file.display().to_string(), e))?;
+            }
+            for (uri, _) in &operator.bootstrap {
+                if let Host::Name(target) = &uri.host {
+                    if settings.apex.zone_of(target)
+                        && mcc_of_wire(&wire_key(target), apex_key_len) != Some(mcc)
+                    {
+                        self_contained = false;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Part {
+        mcc,
+        templates,
+        apex: settings.apex.clone(),
+        default_ttl: settings.default_ttl,
+        nodes: nodes.finish(),
         operators,
+        self_contained,
     })
 }
 
@@ -80,7 +146,7 @@ pub(crate) fn operator_nodes(
     apex: &Name,
     operator: &Operator,
     spelling: Plmn,
-) -> Result<BTreeMap<Name, Node>, String> {
+) -> Result<Nodes, String> {
     let mut nodes = NodeMap::new(apex.clone());
     add_operator(&mut nodes, operator, spelling)?;
     Ok(nodes.finish())
@@ -89,29 +155,36 @@ pub(crate) fn operator_nodes(
 /// Owner names to record sets, keeping each node's record sets in insertion order.
 struct NodeMap {
     apex: Name,
-    nodes: BTreeMap<Name, Node>,
+    nodes: Nodes,
 }
 
 impl NodeMap {
     fn new(apex: Name) -> Self {
         NodeMap {
             apex,
-            nodes: BTreeMap::new(),
+            nodes: Nodes::default(),
         }
+    }
+
+    /// Creates the node for `owner` and, the first time, every ancestor up to the apex (as
+    /// empty non-terminals where nothing else is there).
+    fn node(&mut self, owner: &Name) -> &mut super::Node {
+        if self.nodes.entry(owner).1 {
+            // Ancestors strictly below the apex (the apex itself is the apex part's).
+            let mut ancestor = owner.base_name();
+            while self.apex.zone_of(&ancestor) && ancestor != self.apex {
+                if !self.nodes.entry(&ancestor).1 {
+                    break;
+                }
+                ancestor = ancestor.base_name();
+            }
+        }
+        self.nodes.entry(owner).0
     }
 
     fn add(&mut self, record: Record) {
         let owner = record.name.to_lowercase();
-        // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
-        let mut ancestor = owner.base_name();
-        while self.apex.zone_of(&ancestor) && ancestor != owner {
-            self.nodes.entry(ancestor.clone()).or_default();
-            if ancestor == self.apex {
-                break;
-            }
-            ancestor = ancestor.base_name();
-        }
-        let node = self.nodes.entry(owner).or_default();
+        let node = self.node(&owner);
         let rtype = record.record_type();
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
             Some(set) => {
@@ -126,7 +199,7 @@ impl NodeMap {
         }
     }
 
-    fn finish(self) -> BTreeMap<Name, Node> {
+    fn finish(self) -> Nodes {
         self.nodes
     }
 }
@@ -203,7 +276,7 @@ fn add_operator(nodes: &mut NodeMap, operator: &Operator, spelling: Plmn) -> Res
     }
     if operator.bootstrap.is_empty() && addresses.is_empty() {
         // Still a name of the zone: the network exists, it has no data.
-        nodes.nodes.entry(bsf.clone()).or_default();
+        nodes.node(&bsf);
     }
     for (uri, entry) in &operator.bootstrap {
         let (service, proto) = uri.scheme.service_labels();

@@ -5,12 +5,10 @@
 //! are not authoritative for. The precompiled wire answers are produced from this function, so
 //! there is one definition of what the server answers.
 
-use std::collections::BTreeMap;
-
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::{build, Node, Zone};
+use super::{build, Node, Nodes, Zone};
 use crate::plmn::{mnc_length_of, parse_plmn_name, MccMncLength, Plmn};
 
 /// The transport a query came over; it matters for ANY (RFC 8482 minimal answers over UDP).
@@ -78,12 +76,12 @@ pub fn lookup(
         return Answer::empty(Outcome::Refused);
     }
     let owner = qname.to_lowercase();
-    if let Some(node) = zone.nodes.get(&owner) {
-        return answer_at(zone, &zone.nodes, node, qtype, transport);
+    if let Some(node) = zone.node(&owner) {
+        return answer_at(zone, |n| zone.node(n), node, qtype, transport);
     }
     if let Some(synthesized) = synthesize_default(zone, &owner) {
         if let Some(node) = synthesized.get(&owner) {
-            return answer_at(zone, &synthesized, node, qtype, transport);
+            return answer_at(zone, |n| synthesized.get(n), node, qtype, transport);
         }
     }
     negative(zone, Outcome::NxDomain)
@@ -99,9 +97,9 @@ fn negative(zone: &Zone, outcome: Outcome) -> Answer {
     answer
 }
 
-fn answer_at(
+fn answer_at<'z>(
     zone: &Zone,
-    nodes: &BTreeMap<Name, Node>,
+    nodes: impl Fn(&Name) -> Option<&'z Node>,
     node: &Node,
     qtype: RecordType,
     transport: Transport,
@@ -125,7 +123,10 @@ fn answer_at(
 
 /// A and AAAA of in-zone targets of SRV and NS answers (RFC 2782, RFC 1035 §3.3.11), each
 /// target once, A before AAAA.
-fn additional_for(nodes: &BTreeMap<Name, Node>, answers: &[Record]) -> Vec<Record> {
+fn additional_for<'z>(
+    nodes: impl Fn(&Name) -> Option<&'z Node>,
+    answers: &[Record],
+) -> Vec<Record> {
     let mut targets: Vec<&Name> = Vec::new();
     for record in answers {
         let target = match &record.data {
@@ -139,7 +140,7 @@ fn additional_for(nodes: &BTreeMap<Name, Node>, answers: &[Record]) -> Vec<Recor
     }
     let mut additional = Vec::new();
     for target in targets {
-        if let Some(node) = nodes.get(&target.to_lowercase()) {
+        if let Some(node) = nodes(target) {
             for rtype in [RecordType::A, RecordType::AAAA] {
                 if let Some(set) = node.rrset(rtype) {
                     additional.extend(set.records.iter().cloned());
@@ -152,18 +153,18 @@ fn additional_for(nodes: &BTreeMap<Name, Node>, answers: &[Record]) -> Vec<Recor
 
 /// For a name of a network without a file, the records the default template gives it (only
 /// when the settings enable the default template). `None` when the name is not such a name.
-pub(crate) fn synthesize_default(zone: &Zone, owner: &Name) -> Option<BTreeMap<Name, Node>> {
+pub(crate) fn synthesize_default(zone: &Zone, owner: &Name) -> Option<Nodes> {
     let default = zone.default.as_ref()?;
     let parsed = parse_plmn_name(owner, zone.apex())?;
     let Some(spelled) = parsed.plmn() else {
         // `mcc<MCC>.<apex>`: with a default template every country is an empty non-terminal.
-        let mut only = BTreeMap::new();
-        only.insert(owner.clone(), Node::default());
+        let mut only = Nodes::default();
+        only.entry(owner);
         return Some(only);
     };
     // A network with a file is answered from its file alone, never mixed with the default.
     let bsf = spelled.bsf_name(zone.apex()).ok()?.to_lowercase();
-    if zone.nodes.contains_key(&bsf) {
+    if zone.node(&bsf).is_some() {
         return None;
     }
     // `mnc015` under an MCC whose networks all have 2-digit MNCs is the padded spelling of 15.

@@ -14,11 +14,14 @@ pub mod export;
 pub mod lookup;
 pub mod serial;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::config::ZoneSettings;
+use crate::plmn::Mcc;
 use crate::template::Template;
 
 pub use build::{build, parse_uri_rdata, uri_rdata, BuildError};
@@ -42,8 +45,10 @@ impl RRset {
 }
 
 /// The record sets at one owner name; empty for an empty non-terminal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
+    /// The owner, in lower case.
+    pub name: Name,
     pub rrsets: Vec<RRset>,
 }
 
@@ -53,6 +58,99 @@ impl Node {
     }
 }
 
+/// Lower-case, uncompressed wire form of a name: the key of every name look-up.
+pub fn wire_key(name: &Name) -> Box<[u8]> {
+    name.to_lowercase()
+        .to_bytes()
+        .unwrap_or_else(|_| vec![0])
+        .into_boxed_slice()
+}
+
+/// RFC 4034 §6.1 canonical order key: labels from the root down, each lower case and
+/// terminated by a zero octet (our names hold no zero octets: they are host names and
+/// service labels), so that byte order is canonical order.
+fn canonical_key(wire: &[u8]) -> Vec<u8> {
+    let mut labels = Vec::new();
+    let mut pos = 0;
+    while let Some(&len) = wire.get(pos) {
+        if len == 0 {
+            break;
+        }
+        labels.push(
+            wire.get(pos + 1..pos + 1 + len as usize)
+                .unwrap_or_default(),
+        );
+        pos += 1 + len as usize;
+    }
+    let mut key = Vec::with_capacity(wire.len());
+    for label in labels.iter().rev() {
+        key.extend_from_slice(label);
+        key.push(0);
+    }
+    key
+}
+
+/// The owner names of a zone. Hashed by wire key: building and looking up hundreds of
+/// thousands of names must not pay for canonical comparisons, which only export and
+/// transfer need (they sort once).
+#[derive(Debug, Clone, Default)]
+pub struct Nodes {
+    map: HashMap<Box<[u8]>, Node, ahash::RandomState>,
+}
+
+impl Nodes {
+    pub fn get(&self, name: &Name) -> Option<&Node> {
+        self.map.get(&wire_key(name))
+    }
+
+    pub fn get_wire(&self, key: &[u8]) -> Option<&Node> {
+        self.map.get(key)
+    }
+
+    pub fn contains(&self, name: &Name) -> bool {
+        self.get(name).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Nodes with their wire keys, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.map.iter().map(|(k, v)| (&k[..], v))
+    }
+
+    /// The node for `name` (lower case), created empty if absent. Returns whether it is new.
+    pub(crate) fn entry(&mut self, name: &Name) -> (&mut Node, bool) {
+        let key = wire_key(name);
+        let mut created = false;
+        let node = self.map.entry(key).or_insert_with(|| {
+            created = true;
+            Node {
+                name: name.clone(),
+                rrsets: Vec::new(),
+            }
+        });
+        (node, created)
+    }
+
+    pub(crate) fn get_mut(&mut self, name: &Name) -> Option<&mut Node> {
+        self.map.get_mut(&wire_key(name))
+    }
+}
+
+impl PartialEq for Nodes {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl Eq for Nodes {}
+
 /// The default template, kept to synthesize answers for networks without a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultTemplate {
@@ -60,26 +158,110 @@ pub struct DefaultTemplate {
     pub default_ttl: u32,
 }
 
-/// An immutable, fully built zone.
+/// The names of one country code: `mcc<MCC>.<apex>` and everything below it, built from the
+/// templates of that MCC. Parts are the unit of rebuilding: a reload rebuilds only the parts
+/// whose templates changed, and snapshots share the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub mcc: Mcc,
+    /// The templates it was built from, with the settings that shape it: equal inputs give an
+    /// equal part, so a previous part is reused when these compare equal.
+    pub templates: Vec<Template>,
+    pub apex: Name,
+    pub default_ttl: u32,
+    pub nodes: Nodes,
+    pub operators: usize,
+    /// Whether every answer of the part depends on the part alone (no SRV target with
+    /// addresses elsewhere in the zone), so its compiled answers can be reused as they are.
+    pub self_contained: bool,
+}
+
+/// The MCC of the label right below the apex, for a lower-case wire name ending in the apex
+/// (`\x06mcc313\x05lwm2m\x03org\x00` → 313). Names without one belong to the apex part.
+pub fn mcc_of_wire(key: &[u8], apex_len: usize) -> Option<Mcc> {
+    let apex_start = key.len().checked_sub(apex_len)?;
+    let mut pos = 0;
+    while pos < apex_start {
+        let len = *key.get(pos)? as usize;
+        let end = pos + 1 + len;
+        if end == apex_start {
+            let label = key.get(pos + 1..end)?;
+            return (len == 6 && &label[..3] == b"mcc")
+                .then(|| std::str::from_utf8(&label[3..]).ok())
+                .flatten()
+                .and_then(|digits| Mcc::parse(digits).ok());
+        }
+        pos = end;
+    }
+    None
+}
+
+/// An immutable, fully built zone: the apex part (SOA, NS, glue) and one part per MCC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zone {
     pub settings: ZoneSettings,
     pub serial: u32,
-    /// Owner names (lower case) in DNSSEC canonical order, the apex first.
-    pub nodes: BTreeMap<Name, Node>,
+    /// Names not under an `mcc<MCC>` label: the apex and in-zone name servers.
+    pub apex_nodes: Nodes,
+    pub parts: BTreeMap<Mcc, Arc<Part>>,
     pub default: Option<DefaultTemplate>,
-    /// Number of networks with a template file, per spelling not counted twice.
+    /// Number of networks with a template file.
     pub operators: usize,
+    apex_key_len: usize,
 }
 
 impl Zone {
+    pub(crate) fn new(
+        settings: ZoneSettings,
+        serial: u32,
+        apex_nodes: Nodes,
+        parts: BTreeMap<Mcc, Arc<Part>>,
+        default: Option<DefaultTemplate>,
+    ) -> Zone {
+        let operators = parts.values().map(|p| p.operators).sum();
+        let apex_key_len = wire_key(&settings.apex).len();
+        Zone {
+            settings,
+            serial,
+            apex_nodes,
+            parts,
+            default,
+            operators,
+            apex_key_len,
+        }
+    }
+
     pub fn apex(&self) -> &Name {
         &self.settings.apex
     }
 
+    /// The node of a name, if the zone has it.
+    pub fn node(&self, name: &Name) -> Option<&Node> {
+        self.node_wire(&wire_key(name))
+    }
+
+    /// The node of a lower-case wire name.
+    pub fn node_wire(&self, key: &[u8]) -> Option<&Node> {
+        match mcc_of_wire(key, self.apex_key_len) {
+            Some(mcc) => self.parts.get(&mcc)?.nodes.get_wire(key),
+            None => self.apex_nodes.get_wire(key),
+        }
+    }
+
+    /// Every node with its wire key, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.apex_nodes
+            .iter()
+            .chain(self.parts.values().flat_map(|p| p.nodes.iter()))
+    }
+
+    pub fn name_count(&self) -> usize {
+        self.apex_nodes.len() + self.parts.values().map(|p| p.nodes.len()).sum::<usize>()
+    }
+
     /// The SOA record at the apex.
     pub fn soa(&self) -> Option<&Record> {
-        self.nodes
+        self.apex_nodes
             .get(self.apex())
             .and_then(|n| n.rrset(RecordType::SOA))
             .and_then(|s| s.records.first())
@@ -91,40 +273,67 @@ impl Zone {
     }
 
     pub fn record_count(&self) -> usize {
-        self.nodes
-            .values()
-            .flat_map(|n| n.rrsets.iter())
+        self.nodes()
+            .flat_map(|(_, n)| n.rrsets.iter())
             .map(|s| s.records.len())
             .sum()
     }
 
+    /// Every node in canonical order (RFC 4034 §6.1), the apex first.
+    pub fn canonical_nodes(&self) -> Vec<&Node> {
+        let mut keyed: Vec<(Vec<u8>, &Node)> =
+            self.nodes().map(|(k, v)| (canonical_key(k), v)).collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        keyed.into_iter().map(|(_, v)| v).collect()
+    }
+
     /// Every record, SOA first, in canonical owner order (the order of exports and transfers).
     pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.nodes
-            .values()
+        self.canonical_nodes()
+            .into_iter()
             .flat_map(|n| n.rrsets.iter())
             .flat_map(|s| s.records.iter())
+    }
+
+    /// Publishes a new serial in place (the SOA is the only record that carries it).
+    pub fn set_serial(&mut self, serial: u32) {
+        self.serial = serial;
+        let apex = self.settings.apex.clone();
+        if let Some(node) = self.apex_nodes.get_mut(&apex) {
+            for set in &mut node.rrsets {
+                for record in &mut set.records {
+                    if let hickory_proto::rr::RData::SOA(soa) = &mut record.data {
+                        soa.serial = serial;
+                    }
+                }
+            }
+        }
     }
 
     /// Whether two zones serve the same data apart from the SOA serial: a reload that changes
     /// nothing must not bump the serial (secondaries would transfer for nothing).
     pub fn same_content(&self, other: &Zone) -> bool {
         let strip = |z: &Zone| {
-            let mut soa = z.soa().cloned();
-            if let Some(hickory_proto::rr::RData::SOA(s)) = soa.as_mut().map(|r| &mut r.data) {
-                s.serial = 0;
+            let mut apex = z.apex_nodes.clone();
+            if let Some(node) = apex.get_mut(z.apex()) {
+                for record in node.rrsets.iter_mut().flat_map(|s| s.records.iter_mut()) {
+                    if let hickory_proto::rr::RData::SOA(soa) = &mut record.data {
+                        soa.serial = 0;
+                    }
+                }
             }
-            soa
+            apex
         };
         self.settings == other.settings
             && self.default == other.default
-            && strip(self) == strip(other)
-            && self.nodes.len() == other.nodes.len()
+            && self.parts.len() == other.parts.len()
             && self
-                .nodes
+                .parts
                 .iter()
-                .zip(other.nodes.iter())
-                .filter(|((name, _), _)| *name != self.apex())
-                .all(|(a, b)| a == b)
+                .zip(other.parts.iter())
+                .all(|((a_mcc, a), (b_mcc, b))| {
+                    a_mcc == b_mcc && (Arc::ptr_eq(a, b) || a.nodes == b.nodes)
+                })
+            && strip(self) == strip(other)
     }
 }

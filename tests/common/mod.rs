@@ -106,6 +106,8 @@ pub struct Server {
     pub guard: Guard,
     pub port: u16,
     pub addr: SocketAddr,
+    /// Holds the log file; removed after the process is stopped (fields drop in order).
+    _log_dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -123,14 +125,19 @@ impl Server {
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
-        if !extra.iter().any(|a| *a == "--threads") {
+        if !extra.contains(&"--threads") {
             command.args(["--threads", "1"]);
         }
         command.args(extra);
-        let log_dir = zones.parent().unwrap_or(zones);
-        let guard = spawn(&format!("bsf-dns-{port}"), command, log_dir);
+        let log_dir = tempfile::tempdir().expect("log dir");
+        let guard = spawn(&format!("bsf-dns-{port}"), command, log_dir.path());
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut server = Server { guard, port, addr };
+        let mut server = Server {
+            guard,
+            port,
+            addr,
+            _log_dir: log_dir,
+        };
         server.wait_ready();
         server
     }

@@ -1,6 +1,7 @@
 //! The answer function checked against every row of DESIGN.md §3.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
@@ -39,7 +40,7 @@ uri = "coaps://bs.mnc{mnc}.mcc{mcc}.hub.example:5684"
 fn zone_with(settings: &str, files: &[(&str, &str)]) -> Zone {
     let settings = Settings::parse(Path::new("s.toml"), settings).unwrap();
     let set = TemplateSet::from_texts(files.iter().map(|(p, t)| (Path::new(*p), *t))).unwrap();
-    build(&settings.zone, &set, 2024010101).unwrap()
+    build(&settings.zone, &set, 2024010101, None).unwrap()
 }
 
 fn zone() -> Zone {
@@ -371,8 +372,17 @@ fn same_content_ignores_serial_only() {
     let files = [("313-460.toml", SEED)];
     let settings = Settings::default();
     let set = TemplateSet::from_texts(files.iter().map(|(p, t)| (Path::new(*p), *t))).unwrap();
-    let a = build(&settings.zone, &set, 1).unwrap();
-    let b = build(&settings.zone, &set, 2).unwrap();
+    let a = build(&settings.zone, &set, 1, None).unwrap();
+    let b = build(&settings.zone, &set, 2, Some(&a)).unwrap();
+    assert!(
+        Arc::ptr_eq(
+            a.parts.values().next().unwrap(),
+            b.parts.values().next().unwrap()
+        ),
+        "unchanged part reused"
+    );
+    let c = build(&settings.zone, &set, 3, None).unwrap();
+    assert!(a.same_content(&c), "equal content without sharing");
     assert!(a.same_content(&b));
     let other = zone();
     assert!(!a.same_content(&other));

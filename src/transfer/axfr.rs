@@ -1,0 +1,203 @@
+//! The messages of a zone transfer: AXFR (RFC 5936) and AXFR-style IXFR (RFC 1995 §4).
+//!
+//! A transfer is the SOA, every record of the zone in canonical order, and the SOA again, split
+//! over as many messages as needed. Each message is filled to about [`TARGET_MESSAGE_SIZE`]
+//! (16 KiB: large enough that framing and signing cost little, small enough that a reader
+//! never buffers much) and never past [`HARD_LIMIT`], which leaves room for OPT and TSIG under
+//! the 65,535 octets a TCP message may have. Only the first message carries the question
+//! (RFC 5936 §2.2.1). Messages are produced one at a time, so memory stays at one message
+//! whatever the zone's size.
+
+use std::iter::Peekable;
+
+use hickory_proto::rr::Record;
+
+use super::message::{EncodeError, MessageWriter, Section, FLAG_AA, FLAG_QR};
+use crate::zone::Zone;
+
+/// Size a message is filled to before the next one starts.
+pub const TARGET_MESSAGE_SIZE: usize = 16 * 1024;
+/// Room kept free at the end of every message for OPT (11 octets) and TSIG (at most about
+/// 350 octets with a 255-octet key name and a 64-octet MAC).
+const RESERVE: usize = 1024;
+/// No message grows past this before OPT and TSIG.
+pub const HARD_LIMIT: usize = u16::MAX as usize - RESERVE;
+
+/// How the response messages echo the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Echo<'q> {
+    pub id: u16,
+    /// The request's RD bit (RFC 5936 §2.2.1 lets it be copied).
+    pub rd: bool,
+    /// The question exactly as the client sent it, and the length of its QNAME.
+    pub question: &'q [u8],
+    pub name_len: usize,
+    /// EDNS payload size and DO bit to answer with, when the request had OPT.
+    pub edns: Option<(u16, bool)>,
+}
+
+type Records<'z> = Peekable<Box<dyn Iterator<Item = &'z Record> + Send + 'z>>;
+
+/// The response to one transfer request, message by message.
+pub struct Transfer<'z, 'q> {
+    echo: Echo<'q>,
+    records: Records<'z>,
+    first: bool,
+    /// Records put in messages so far.
+    pub records_sent: usize,
+}
+
+impl<'z, 'q> Transfer<'z, 'q> {
+    /// The whole zone: SOA, every record (the SOA among them, first), SOA.
+    pub fn full(zone: &'z Zone, echo: Echo<'q>) -> Transfer<'z, 'q> {
+        let closing = zone.soa();
+        let records: Box<dyn Iterator<Item = &'z Record> + Send + 'z> =
+            Box::new(zone.records().chain(closing));
+        Transfer {
+            echo,
+            records: records.peekable(),
+            first: true,
+            records_sent: 0,
+        }
+    }
+
+    /// Only the SOA: the answer to an IXFR from a client that is up to date (RFC 1995 §2).
+    pub fn soa_only(zone: &'z Zone, echo: Echo<'q>) -> Transfer<'z, 'q> {
+        let records: Box<dyn Iterator<Item = &'z Record> + Send + 'z> =
+            Box::new(zone.soa().into_iter());
+        Transfer {
+            echo,
+            records: records.peekable(),
+            first: true,
+            records_sent: 0,
+        }
+    }
+
+    /// The next message (without TSIG), or `None` when the transfer is complete.
+    pub fn next_message(&mut self) -> Option<Result<Vec<u8>, EncodeError>> {
+        if !self.first && self.records.peek().is_none() {
+            return None;
+        }
+        let flags = FLAG_QR | FLAG_AA | if self.echo.rd { 0x0100 } else { 0 };
+        let mut writer = MessageWriter::new(self.echo.id, flags, TARGET_MESSAGE_SIZE + 1024);
+        if self.first {
+            writer.question_raw(self.echo.question, self.echo.name_len);
+            self.first = false;
+        }
+        while let Some(record) = self.records.peek() {
+            let mark = writer.mark();
+            if let Err(error) = writer.record(Section::Answer, record) {
+                return Some(Err(error));
+            }
+            if writer.len() > HARD_LIMIT {
+                writer.rollback(mark);
+                if writer.count(Section::Answer) == 0 {
+                    return Some(Err(EncodeError {
+                        owner: record.name.to_string(),
+                        rtype: record.record_type().to_string(),
+                        reason: "the record alone does not fit in a 64 KiB message".into(),
+                    }));
+                }
+                break;
+            }
+            self.records.next();
+            self.records_sent += 1;
+            if writer.len() >= TARGET_MESSAGE_SIZE {
+                break;
+            }
+        }
+        if let Some((payload, dnssec_ok)) = self.echo.edns {
+            writer.opt(payload, dnssec_ok);
+        }
+        Some(Ok(writer.finish()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::template::TemplateSet;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RecordType;
+    use std::path::Path;
+
+    fn zone(operators: usize) -> Zone {
+        let texts: Vec<(String, String)> = (0..operators)
+            .map(|i| {
+                (
+                    format!("t{i}.toml"),
+                    format!(
+                        "mcc = \"{}\"\nmnc = [\"{:03}\"]\naddresses = [\"192.0.2.{}\"]\n\
+                         [[bootstrap]]\nuri = \"coaps://bs{i}.example.net:5684\"\n\
+                         [[bootstrap]]\nuri = \"coap+tcp://bs{i}.example.net\"\n",
+                        200 + i / 1000,
+                        i % 1000,
+                        i % 250 + 1
+                    ),
+                )
+            })
+            .collect();
+        let set = TemplateSet::from_texts(
+            texts
+                .iter()
+                .map(|(p, t)| (Path::new(p.as_str()), t.as_str())),
+        )
+        .unwrap();
+        crate::zone::build(&Settings::default().zone, &set, 42, None).unwrap()
+    }
+
+    fn echo(question: &[u8]) -> Echo<'_> {
+        Echo {
+            id: 9,
+            rd: false,
+            question,
+            name_len: question.len() - 4,
+            edns: None,
+        }
+    }
+
+    #[test]
+    fn whole_zone_soa_first_and_last_in_bounded_messages() {
+        let zone = zone(1500);
+        let question = b"\x05LWM2M\x03org\x00\x00\xfc\x00\x01";
+        let mut transfer = Transfer::full(&zone, echo(question));
+        let mut records = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(message) = transfer.next_message() {
+            let bytes = message.unwrap();
+            sizes.push(bytes.len());
+            let parsed = Message::from_vec(&bytes).unwrap();
+            assert_eq!(parsed.metadata.id, 9);
+            assert!(parsed.metadata.authoritative);
+            assert_eq!(parsed.queries.len(), usize::from(sizes.len() == 1));
+            records.extend(parsed.answers);
+        }
+        assert!(sizes.len() > 5, "{sizes:?}");
+        assert!(
+            sizes.iter().all(|&s| s < TARGET_MESSAGE_SIZE + 1024),
+            "{sizes:?}"
+        );
+        assert!(sizes[..sizes.len() - 1]
+            .iter()
+            .all(|&s| s >= TARGET_MESSAGE_SIZE));
+        assert_eq!(records.len(), zone.record_count() + 1);
+        assert_eq!(records.first().unwrap().record_type(), RecordType::SOA);
+        assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
+        let expected: Vec<&Record> = zone.records().collect();
+        for (got, want) in records.iter().zip(expected) {
+            assert_eq!(got, want);
+        }
+        assert_eq!(transfer.records_sent, records.len());
+    }
+
+    #[test]
+    fn up_to_date_ixfr_is_one_soa() {
+        let zone = zone(3);
+        let question = b"\x05lwm2m\x03org\x00\x00\xfb\x00\x01";
+        let mut transfer = Transfer::soa_only(&zone, echo(question));
+        let parsed = Message::from_vec(&transfer.next_message().unwrap().unwrap()).unwrap();
+        assert_eq!(parsed.answers.len(), 1);
+        assert!(transfer.next_message().is_none());
+    }
+}

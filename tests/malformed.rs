@@ -1,0 +1,99 @@
+//! Hostile input: hundreds of random and mutated packets over UDP and TCP. The server must stay
+//! up, never answer a response packet, and answer a good query afterwards.
+
+mod common;
+
+use std::io::Write;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn mutate(base: &[u8], rng: &mut StdRng) -> Vec<u8> {
+    let mut packet = base.to_vec();
+    match rng.gen_range(0..5) {
+        0 => {
+            for _ in 0..rng.gen_range(1..6) {
+                let i = rng.gen_range(0..packet.len());
+                packet[i] = rng.gen();
+            }
+        }
+        1 => packet.truncate(rng.gen_range(0..packet.len())),
+        2 => packet.extend((0..rng.gen_range(1..64)).map(|_| rng.gen::<u8>())),
+        3 => {
+            // Counts set to random values: claims of records that are not there.
+            let at = 4 + 2 * rng.gen_range(0..4);
+            packet[at] = rng.gen();
+            packet[at + 1] = rng.gen();
+        }
+        _ => packet = (0..rng.gen_range(0..600)).map(|_| rng.gen()).collect(),
+    }
+    packet
+}
+
+#[test]
+fn random_and_mutated_packets_do_not_hurt() {
+    let server = Server::start(&bundled_zones(), None, &[]);
+    let mut rng = StdRng::seed_from_u64(7);
+    let bases = [
+        query_bytes("bsf.mnc460.mcc313.lwm2m.org.", RecordType::A, Some(1232)),
+        query_bytes(
+            "_coaps._udp.bsf.mnc460.mcc313.lwm2m.org.",
+            RecordType::SRV,
+            None,
+        ),
+        query_bytes("nothing.lwm2m.org.", RecordType::TXT, Some(512)),
+    ];
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(2)))
+        .unwrap();
+    let mut buf = [0u8; 65535];
+    let mut answered_responses = 0;
+    for i in 0..600 {
+        let packet = mutate(&bases[i % bases.len()], &mut rng);
+        socket.send_to(&packet, server.addr).unwrap();
+        // Anything that comes back must be a response (QR=1) with a parseable header.
+        while let Ok((n, _)) = socket.recv_from(&mut buf) {
+            assert!(n >= 12, "short reply");
+            assert_eq!(buf[2] & 0x80, 0x80, "reply without QR");
+            answered_responses += 1;
+        }
+    }
+    // Responses (QR=1) are never answered, whatever else is in them.
+    for _ in 0..50 {
+        let mut packet = mutate(&bases[0], &mut rng);
+        if packet.len() < 3 {
+            continue;
+        }
+        packet[2] |= 0x80;
+        socket.send_to(&packet, server.addr).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    while let Ok((_, _)) = socket.recv_from(&mut buf) {
+        // Late replies to the mutated queries above are fine; none may be to a QR=1 packet.
+        // (Those carry the base ID too, so this loop only drains.)
+    }
+    // Over TCP, garbage ends the connection but not the server.
+    for _ in 0..50 {
+        let mut stream = tcp_connect(server.addr);
+        let packet = mutate(&bases[1], &mut rng);
+        let _ = stream.write_all(&(packet.len() as u16).to_be_bytes());
+        let _ = stream.write_all(&packet);
+        let _ = tcp_recv(&mut stream);
+    }
+    let m: Message = server.ask("bsf.mnc460.mcc313.lwm2m.org.", RecordType::A);
+    assert_eq!(m.answers.len(), 1, "still answering after the garbage");
+    assert!(
+        answered_responses > 0,
+        "FORMERR/answers were sent for readable headers"
+    );
+    assert!(server.guard.log_text().find("panicked").is_none());
+}

@@ -1,0 +1,322 @@
+//! Hot reload on a running server: edits, new and deleted files, editor-style renames, bad
+//! edits (old data kept), serials, reload under continuous load, and a 100k-network set.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+const NAME: &str = "bsf.mnc460.mcc313.lwm2m.org.";
+
+fn template(address: &str) -> String {
+    format!(
+        "mcc = \"313\"\nmnc = [\"460\"]\nttl = 5\naddresses = [\"{address}\"]\n[[bootstrap]]\nuri = \"coaps://bs.example.net\"\n"
+    )
+}
+
+fn address_of(m: &Message) -> Option<String> {
+    m.answers.iter().find_map(|r| match &r.data {
+        RData::A(a) => Some(a.0.to_string()),
+        _ => None,
+    })
+}
+
+/// Polls until `check` holds (bounded), returning how long it took.
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{what}: not seen within {limit:?}");
+}
+
+fn serial(server: &Server) -> u32 {
+    match &server.ask("lwm2m.org.", RecordType::SOA).answers[0].data {
+        RData::SOA(soa) => soa.serial,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn count(log: &str, needle: &str) -> usize {
+    log.matches(needle).count()
+}
+
+#[test]
+fn edits_additions_deletions_and_renames_are_served() {
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
+    let server = Server::start(&zones, None, &[]);
+    assert_eq!(
+        address_of(&server.ask(NAME, RecordType::A)).as_deref(),
+        Some("192.0.2.1")
+    );
+    let first_serial = serial(&server);
+
+    std::fs::write(zones.join("313-460.toml"), template("192.0.2.2")).unwrap();
+    let took = wait_for("edited answer", Duration::from_secs(2), || {
+        address_of(&server.ask(NAME, RecordType::A)).as_deref() == Some("192.0.2.2")
+    });
+    eprintln!("edit served after {took:?}");
+    let second_serial = serial(&server);
+    assert!(
+        second_serial > first_serial,
+        "serial increases: {first_serial} -> {second_serial}"
+    );
+
+    let other = "mcc = \"262\"\nmnc = [\"02\"]\naddresses = [\"198.51.100.2\"]\n[[bootstrap]]\nuri = \"coaps://x.example\"\n";
+    std::fs::write(zones.join("262-02.toml"), other).unwrap();
+    wait_for("new operator", Duration::from_secs(2), || {
+        server
+            .ask("bsf.mnc02.mcc262.lwm2m.org.", RecordType::A)
+            .metadata
+            .response_code
+            == ResponseCode::NoError
+    });
+    std::fs::remove_file(zones.join("262-02.toml")).unwrap();
+    wait_for("deleted operator", Duration::from_secs(2), || {
+        server
+            .ask("bsf.mnc02.mcc262.lwm2m.org.", RecordType::A)
+            .metadata
+            .response_code
+            == ResponseCode::NXDomain
+    });
+
+    // How editors save: write a temporary file, then rename it over the original.
+    let wait_quiet = || std::thread::sleep(Duration::from_millis(600));
+    wait_quiet();
+    let applied_before = count(&server.guard.log_text(), "reload: new zone served");
+    let tmp = zones.join(".313-460.toml.swp");
+    std::fs::write(&tmp, template("192.0.2.3")).unwrap();
+    std::fs::rename(&tmp, zones.join("313-460.toml")).unwrap();
+    wait_for("renamed file", Duration::from_secs(2), || {
+        address_of(&server.ask(NAME, RecordType::A)).as_deref() == Some("192.0.2.3")
+    });
+    wait_quiet();
+    let applied_after = count(&server.guard.log_text(), "reload: new zone served");
+    assert_eq!(
+        applied_after - applied_before,
+        1,
+        "one reload for write+rename:\n{}",
+        server.guard.log_text()
+    );
+}
+
+#[test]
+fn bad_edits_keep_the_old_zone_and_name_file_and_line() {
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
+    let server = Server::start(&zones, None, &[]);
+    let serial_before = serial(&server);
+    std::fs::write(
+        zones.join("313-460.toml"),
+        "mcc = \"313\"\nmnc = [\"460\"]\naddresses = [\"192.0.2.999\"]\n[[bootstrap]]\nuri = \"coaps://bs.example.net\"\n",
+    )
+    .unwrap();
+    wait_for("rejection logged", Duration::from_secs(3), || {
+        server
+            .guard
+            .log_text()
+            .contains("313-460.toml:3: field `addresses[0]`")
+    });
+    assert!(server.guard.log_text().contains("reload rejected"));
+    assert_eq!(
+        address_of(&server.ask(NAME, RecordType::A)).as_deref(),
+        Some("192.0.2.1"),
+        "old answer kept"
+    );
+    assert_eq!(serial(&server), serial_before);
+
+    // A duplicate network in a second file is rejected whole, too.
+    std::fs::write(zones.join("dup.toml"), template("192.0.2.7")).unwrap();
+    std::fs::write(zones.join("313-460.toml"), template("192.0.2.5")).unwrap();
+    wait_for("duplicate rejected", Duration::from_secs(3), || {
+        server.guard.log_text().contains("also claimed by")
+    });
+    assert_eq!(
+        address_of(&server.ask(NAME, RecordType::A)).as_deref(),
+        Some("192.0.2.1")
+    );
+
+    std::fs::remove_file(zones.join("dup.toml")).unwrap();
+    wait_for("fixed answer", Duration::from_secs(2), || {
+        address_of(&server.ask(NAME, RecordType::A)).as_deref() == Some("192.0.2.5")
+    });
+    assert!(serial(&server) > serial_before);
+}
+
+#[test]
+fn unchanged_content_keeps_the_serial_and_sighup_reloads() {
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
+    let server = Server::start(&zones, None, &["--no-watch"]);
+    let before = serial(&server);
+    // Rewrite with the same content and ask for a reload: nothing changes.
+    std::fs::write(zones.join("313-460.toml"), template("192.0.2.1")).unwrap();
+    server.guard.signal(libc::SIGHUP);
+    wait_for("no-op reload logged", Duration::from_secs(3), || {
+        server.guard.log_text().contains("content unchanged")
+    });
+    assert_eq!(serial(&server), before, "no serial bump without a change");
+    // With --no-watch, a change waits for SIGHUP.
+    std::fs::write(zones.join("313-460.toml"), template("192.0.2.9")).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        address_of(&server.ask(NAME, RecordType::A)).as_deref(),
+        Some("192.0.2.1")
+    );
+    server.guard.signal(libc::SIGHUP);
+    wait_for("SIGHUP reload", Duration::from_secs(2), || {
+        address_of(&server.ask(NAME, RecordType::A)).as_deref() == Some("192.0.2.9")
+    });
+    assert!(serial(&server) > before);
+}
+
+/// Version `n` of a template whose SRV port and additional-section address both carry `n`: a
+/// response mixing two snapshots would show two different versions.
+fn versioned(n: u32) -> String {
+    format!(
+        "mcc = \"313\"\nmnc = [\"460\"]\nttl = 5\n[[bootstrap]]\nuri = \"coap://192.0.2.{n}:{}\"\n",
+        5000 + n
+    )
+}
+
+#[test]
+fn reload_under_load_loses_nothing_and_never_mixes() {
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &versioned(1))]);
+    let server = Server::start(&zones, None, &["--threads", "2"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let addr = server.addr;
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (stop, answered) = (stop.clone(), answered.clone());
+        clients.push(std::thread::spawn(move || {
+            let mut problems = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let query = query_bytes(
+                    "_coap._udp.bsf.mnc460.mcc313.lwm2m.org.",
+                    RecordType::SRV,
+                    Some(1232),
+                );
+                let Some(bytes) = udp_exchange(addr, &query, 2000) else {
+                    problems.push("unanswered query".to_string());
+                    continue;
+                };
+                let m = Message::from_vec(&bytes).unwrap();
+                let port = match m.answers.first().map(|r| &r.data) {
+                    Some(RData::SRV(s)) => s.port,
+                    _ => {
+                        problems.push(format!("bad answer: {m:?}"));
+                        continue;
+                    }
+                };
+                let mut additional = m.clone();
+                additional.answers = m.additionals.clone();
+                let extra = address_of(&additional);
+                let expected = format!("192.0.2.{}", port - 5000);
+                if extra.as_deref() != Some(expected.as_str()) || m.answers.len() != 1 {
+                    problems.push(format!("mixed snapshot: port {port} with {extra:?}"));
+                }
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+            problems
+        }));
+    }
+    let writer_deadline = Instant::now() + Duration::from_secs(8);
+    let mut version = 1;
+    let path = zones.join("313-460.toml");
+    while Instant::now() < writer_deadline {
+        version += 1;
+        if version % 3 == 0 {
+            std::fs::write(&path, "mcc = \"313\"\nthis is not toml\n").unwrap();
+        } else {
+            std::fs::write(&path, versioned(version % 200 + 1)).unwrap();
+        }
+        // Longer than the debounce quiet period, so most writes are reloads of their own.
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::fs::write(&path, versioned(250)).unwrap();
+    wait_for("final version", Duration::from_secs(3), || {
+        matches!(server.ask("_coap._udp.bsf.mnc460.mcc313.lwm2m.org.", RecordType::SRV).answers.first().map(|r| &r.data),
+            Some(RData::SRV(s)) if s.port == 5250)
+    });
+    stop.store(true, Ordering::Relaxed);
+    let problems: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let total = answered.load(Ordering::Relaxed);
+    assert!(total > 200, "only {total} queries answered");
+    assert!(
+        problems.is_empty(),
+        "{} problems in {total} queries: {:?}",
+        problems.len(),
+        &problems[..problems.len().min(5)]
+    );
+    let log = server.guard.log_text();
+    assert!(count(&log, "reload: new zone served") >= 5, "{log}");
+    assert!(count(&log, "reload rejected") >= 3, "{log}");
+}
+
+/// 100 files of 1,000 networks each.
+fn write_large_set(zones: &Path, address: &str) {
+    for mcc in 100..200 {
+        let mncs: Vec<String> = (0..1000).map(|m| format!("\"{m:03}\"")).collect();
+        let text = format!(
+            "mcc = \"{mcc}\"\nmnc = [{}]\naddresses = [\"{address}\"]\n[[bootstrap]]\nuri = \"coaps://bs.mcc{mcc}.example.net\"\n",
+            mncs.join(", ")
+        );
+        std::fs::write(zones.join(format!("{mcc}.toml")), text).unwrap();
+    }
+}
+
+#[test]
+fn a_hundred_thousand_networks_reload_without_stalling_answers() {
+    let (_dir, zones) = temp_zones(&[]);
+    write_large_set(&zones, "192.0.2.1");
+    let server = Server::start(&zones, None, &["--threads", "2"]);
+    let probe = "bsf.mnc999.mcc199.lwm2m.org.";
+    assert_eq!(
+        address_of(&server.ask(probe, RecordType::A)).as_deref(),
+        Some("192.0.2.1")
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = server.addr;
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut answered, mut unanswered) = (0, 0);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let query = query_bytes("bsf.mnc123.mcc150.lwm2m.org.", RecordType::A, None);
+                match udp_exchange(addr, &query, 2000) {
+                    Some(_) => answered += 1,
+                    None => unanswered += 1,
+                }
+            }
+            (answered, unanswered)
+        })
+    };
+    std::fs::write(
+        zones.join("199.toml"),
+        std::fs::read_to_string(zones.join("199.toml"))
+            .unwrap()
+            .replace("192.0.2.1", "192.0.2.2"),
+    )
+    .unwrap();
+    let took = wait_for("large reload", Duration::from_secs(90), || {
+        address_of(&server.ask(probe, RecordType::A)).as_deref() == Some("192.0.2.2")
+    });
+    stop.store(true, Ordering::Relaxed);
+    let (answered, unanswered) = client.join().unwrap();
+    eprintln!("100k-network reload served after {took:?}; {answered} queries answered meanwhile");
+    assert_eq!(unanswered, 0, "queries lost during the reload");
+    assert!(answered > 0);
+}
