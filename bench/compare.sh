@@ -97,8 +97,17 @@ command -v taskset >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         say "installing ${missing[*]} (apt-get)"
+        # Keep package scripts from starting the system's nsd/knot: we start our own instances.
+        rc_guard=0
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            rc_guard=1
+        fi
         apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+            || { [ "$rc_guard" = 1 ] && rm -f /usr/sbin/policy-rc.d; die "apt-get install ${missing[*]} failed"; }
+        [ "$rc_guard" = 1 ] && rm -f /usr/sbin/policy-rc.d
     else
         die "missing ${missing[*]}: install them (Debian packages nsd knot dnsperf util-linux) or run as root"
     fi
