@@ -13,7 +13,7 @@
 use crate::mix::Pool;
 use crate::net::{self, Lane, TcpLane, UdpLane};
 use crate::procfs;
-use crate::results::{Latency, MachineLoad, RunResult, ServerCpu, WrongDetail};
+use crate::results::{Latency, MachineLoad, RunResult, ServerCpu, ThreadCpu, WrongDetail};
 use crate::wire::{self, Verdict};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
@@ -352,6 +352,7 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
         None => None,
     };
     let mut client_before = procfs::Cpu::default();
+    let mut threads_before: Vec<(i32, String, procfs::Cpu)> = Vec::new();
     let mut machine_before = None;
     let mut pfds = Vec::with_capacity(lanes_n);
     let mut scheduled: u64 = 0; // open loop: queries due so far that went out
@@ -369,6 +370,7 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
             e.hist.reset();
             e.c = Counters::default();
             cpu_before = server_tree.as_deref().map(procfs::cpu_of_pids);
+            threads_before = cfg.server_pid.map(procfs::thread_cpu).unwrap_or_default();
             client_before = procfs::cpu_of_pids(&[me]);
             machine_before = procfs::machine_cpu().ok();
         }
@@ -488,6 +490,27 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
         (Some(tree), Some(before)) => Some(procfs::cpu_of_pids(tree).since(&before)),
         _ => None,
     };
+    let mut server_threads: Vec<ThreadCpu> = match cfg.server_pid {
+        Some(pid) => procfs::thread_cpu(pid)
+            .into_iter()
+            .map(|(tid, name, after)| {
+                let before = threads_before
+                    .iter()
+                    .find(|t| t.0 == tid)
+                    .map(|t| t.2)
+                    .unwrap_or_default();
+                ThreadCpu {
+                    tid,
+                    name,
+                    cpu_s: after.since(&before).total_s(),
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let threads_total: f64 = server_threads.iter().map(|t| t.cpu_s).sum();
+    server_threads.retain(|t| t.cpu_s > threads_total * 0.01 && t.cpu_s > 0.0);
+    server_threads.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s));
     let server_mem = match cfg.server_pid {
         Some(pid) => procfs::mem_of_tree(pid).ok(),
         None => None,
@@ -584,6 +607,146 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
         server_cpu: server_cpu.map(|cpu| ServerCpu::from_usage(cpu, window_s, c.answered)),
         server_mem,
         machine,
+        server_threads,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mix::{self, Mix, NameList};
+    use std::net::UdpSocket;
+
+    fn pool() -> Pool {
+        let names = NameList {
+            known: vec![
+                "bsf.mnc01.mcc202.lwm2m.org".into(),
+                "bsf.mnc460.mcc313.lwm2m.org".into(),
+            ],
+            unknown: vec!["bsf.mnc99.mcc999.lwm2m.org".into()],
+        };
+        let specs = mix::generate(&names, &Mix::default(), 500, 1, true).unwrap();
+        Pool::build(&specs, Some(1232)).unwrap()
+    }
+
+    fn floor() -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        std::thread::spawn(move || crate::floor::serve_socket(&sock, 32, None));
+        addr
+    }
+
+    fn config(target: SocketAddr, mode: Mode, lenient: bool) -> LoadConfig {
+        LoadConfig {
+            target,
+            transport: Transport::Udp,
+            mode,
+            duration: Duration::from_millis(300),
+            warmup: Duration::from_millis(50),
+            lanes: 2,
+            batch: 16,
+            timeout: Duration::from_millis(500),
+            lenient,
+            gso: false,
+            busy_poll: false,
+            server_pid: Some(std::process::id() as i32),
+            progress: false,
+            tags: BTreeMap::new(),
+            stop: None,
+        }
+    }
+
+    #[test]
+    fn closed_loop_against_the_floor() {
+        let target = floor();
+        let r = run(
+            &config(target, Mode::Closed { outstanding: 32 }, true),
+            &pool(),
+        )
+        .unwrap();
+        assert!(r.answered > 100, "{}", r.table());
+        assert_eq!(r.wrong, 0, "{}", r.table());
+        assert_eq!(r.lost, 0, "{}", r.table());
+        assert_eq!(r.sent, r.answered);
+        assert!(r.latency_us.p50 > 0.0);
+        assert!(r.server_cpu.is_some() && r.server_mem.is_some());
+    }
+
+    #[test]
+    fn strict_checks_catch_the_floor_s_fake_answers() {
+        // The floor answers NOERROR for unknown names too: strict mode must count those wrong.
+        let target = floor();
+        let r = run(
+            &config(target, Mode::Closed { outstanding: 16 }, false),
+            &pool(),
+        )
+        .unwrap();
+        assert!(r.wrong_detail.bad_rcode > 0, "{}", r.table());
+        assert_eq!(r.wrong_detail.bad_question, 0);
+    }
+
+    #[test]
+    fn open_loop_keeps_the_rate_and_gso_changes_nothing() {
+        let target = floor();
+        let mut cfg = config(target, Mode::Open { rate: 5000.0 }, true);
+        cfg.gso = true;
+        let mut p = pool();
+        p.group_runs(16, 1);
+        let r = run(&cfg, &p).unwrap();
+        assert!((r.sent as f64 - 1500.0).abs() < 150.0, "{}", r.table());
+        assert_eq!(r.wrong, 0, "{}", r.table());
+        assert_eq!(r.lost, 0, "{}", r.table());
+    }
+
+    /// A TCP responder for tests: echoes each length-prefixed query with QR and AA set.
+    fn tcp_floor() -> SocketAddr {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut c) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut len = [0u8; 2];
+                    while c.read_exact(&mut len).is_ok() {
+                        let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                        if c.read_exact(&mut m).is_err() {
+                            return;
+                        }
+                        m[2] |= 0x84;
+                        if c.write_all(&len).and_then(|_| c.write_all(&m)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn tcp_pipelining() {
+        let target = tcp_floor();
+        let mut cfg = config(target, Mode::Closed { outstanding: 32 }, true);
+        cfg.transport = Transport::Tcp;
+        let r = run(&cfg, &pool()).unwrap();
+        assert!(r.answered > 100, "{}", r.table());
+        assert_eq!(r.wrong + r.lost, 0, "{}", r.table());
+        assert_eq!(r.transport, "tcp");
+    }
+
+    #[test]
+    fn silence_is_loss() {
+        // A socket that never answers: every measured query is lost after the timeout.
+        let mute = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = mute.local_addr().unwrap();
+        let mut cfg = config(target, Mode::Closed { outstanding: 8 }, true);
+        cfg.timeout = Duration::from_millis(100);
+        cfg.server_pid = None;
+        let r = run(&cfg, &pool()).unwrap();
+        assert_eq!(r.answered, 0);
+        assert!(r.lost > 0 && r.lost == r.sent, "{}", r.table());
+        drop(mute);
+    }
 }

@@ -117,6 +117,38 @@ pub fn cpu_of_pids(pids: &[i32]) -> Cpu {
     cpu
 }
 
+/// CPU used so far by each thread of `pid` (not its children): `(tid, name, cpu)`.
+pub fn thread_cpu(pid: i32) -> Vec<(i32, String, Cpu)> {
+    let hz = clock_ticks();
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+            continue;
+        };
+        let name = match (text.find('('), text.rfind(')')) {
+            (Some(a), Some(b)) if a < b => text[a + 1..b].to_string(),
+            _ => String::new(),
+        };
+        if let Some(st) = parse_stat(&text) {
+            out.push((
+                tid,
+                name,
+                Cpu {
+                    user_s: st.utime as f64 / hz,
+                    system_s: st.stime as f64 / hz,
+                },
+            ));
+        }
+    }
+    out
+}
+
 /// True while `pid` runs (exists and is not a zombie).
 pub fn is_alive(pid: i32) -> bool {
     let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -240,6 +272,7 @@ mod tests {
         assert!(is_alive(me));
         assert!(!is_alive(i32::MAX));
         assert!(cpu_of_pids(&[me]).total_s() >= 0.0);
+        assert!(thread_cpu(me).iter().any(|(tid, _, _)| *tid == me));
     }
 
     #[test]

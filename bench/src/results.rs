@@ -117,6 +117,14 @@ pub struct MachineLoad {
     pub steal_cores: f64,
 }
 
+/// One server thread's CPU over the window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadCpu {
+    pub tid: i32,
+    pub name: String,
+    pub cpu_s: f64,
+}
+
 /// Everything one `bsf-bench run` measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -157,6 +165,10 @@ pub struct RunResult {
     pub server_cpu: Option<ServerCpu>,
     pub server_mem: Option<Mem>,
     pub machine: Option<MachineLoad>,
+    /// CPU seconds of each busy thread of the server's main process over the window (threads
+    /// under 1% of the total left out), busiest first: shows how work spreads over threads.
+    #[serde(default)]
+    pub server_threads: Vec<ThreadCpu>,
     /// Notes worth a reader's attention (e.g. the client could not keep up).
     pub notes: Vec<String>,
 }
@@ -229,6 +241,14 @@ impl RunResult {
                 c.share * 100.0,
                 c.capacity_qps
             );
+        }
+        if self.server_threads.len() > 1 {
+            let parts: Vec<String> = self
+                .server_threads
+                .iter()
+                .map(|t| format!("{} {:.2} s", t.name, t.cpu_s))
+                .collect();
+            let _ = writeln!(s, "threads     {}", parts.join(", "));
         }
         if let Some(m) = &self.server_mem {
             let _ = writeln!(
