@@ -124,7 +124,7 @@ impl Reloader {
         let serial = serial_for_now(current.serial());
         candidate.set_serial(serial);
         let (operators, records) = (candidate.operators, candidate.record_count());
-        let snapshot = Snapshot::compile(Arc::new(candidate), &self.running, Some(&current));
+        let snapshot = Snapshot::compile(candidate, &self.running, Some(&current));
         self.snapshots.store(Arc::new(snapshot));
         drop(current);
         crate::server::release_freed_memory();

@@ -97,7 +97,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
 
     let (serial, operators, records) = (zone.serial, zone.operators, zone.record_count());
     let snapshots = Arc::new(ArcSwap::from_pointee(Snapshot::compile(
-        Arc::new(zone),
+        zone,
         &server_settings,
         None,
     )));

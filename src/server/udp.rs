@@ -91,20 +91,29 @@ impl Batch {
         })
     }
 
-    /// Points the receive headers at the buffers (each call: the kernel rewrites lengths).
-    fn arm_receive(&mut self) {
+    /// Points every header at its buffers, once: the batch is boxed, so the addresses stay
+    /// put for the thread's life.
+    fn wire(&mut self) {
         for i in 0..BATCH {
             self.recv_iov[i].iov_base = self.recv_bufs[i].as_mut_ptr().cast();
             self.recv_iov[i].iov_len = RECV_BUFFER;
             let hdr = &mut self.recv_hdrs[i].msg_hdr;
             hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdr.msg_iov = &mut self.recv_iov[i];
             hdr.msg_iovlen = 1;
             hdr.msg_control = std::ptr::null_mut();
             hdr.msg_controllen = 0;
-            hdr.msg_flags = 0;
-            self.recv_hdrs[i].msg_len = 0;
+        }
+        self.rearm(BATCH);
+    }
+
+    /// Resets what the kernel rewrote in the headers of the last `used` messages.
+    fn rearm(&mut self, used: usize) {
+        for hdr in &mut self.recv_hdrs[..used] {
+            hdr.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_hdr.msg_flags = 0;
+            hdr.msg_len = 0;
         }
     }
 }
@@ -136,9 +145,12 @@ fn run(
 ) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
+    batch.wire();
     let mut responder = Responder::new();
+    let mut used = 0;
     while !stop.load(Ordering::Relaxed) {
-        batch.arm_receive();
+        batch.rearm(used);
+        used = 0;
         // SAFETY: the headers point at buffers owned by `batch`, alive for the call.
         let received = unsafe {
             libc::recvmmsg(
@@ -162,6 +174,7 @@ fn run(
             }
             continue;
         }
+        used = received as usize;
         let snapshot = snapshots.load();
         let acl = acl.load();
         let mut to_send = 0;

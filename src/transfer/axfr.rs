@@ -36,7 +36,7 @@ pub struct Echo<'q> {
     pub edns: Option<(u16, bool)>,
 }
 
-type Records<'z> = Peekable<Box<dyn Iterator<Item = &'z Record> + Send + 'z>>;
+type Records<'z> = Peekable<Box<dyn Iterator<Item = Record> + Send + 'z>>;
 
 /// The response to one transfer request, message by message.
 pub struct Transfer<'z, 'q> {
@@ -50,8 +50,8 @@ pub struct Transfer<'z, 'q> {
 impl<'z, 'q> Transfer<'z, 'q> {
     /// The whole zone: SOA, every record (the SOA among them, first), SOA.
     pub fn full(zone: &'z Zone, echo: Echo<'q>) -> Transfer<'z, 'q> {
-        let closing = zone.soa();
-        let records: Box<dyn Iterator<Item = &'z Record> + Send + 'z> =
+        let closing = zone.soa().cloned();
+        let records: Box<dyn Iterator<Item = Record> + Send + 'z> =
             Box::new(zone.records().chain(closing));
         Transfer {
             echo,
@@ -63,8 +63,8 @@ impl<'z, 'q> Transfer<'z, 'q> {
 
     /// Only the SOA: the answer to an IXFR from a client that is up to date (RFC 1995 §2).
     pub fn soa_only(zone: &'z Zone, echo: Echo<'q>) -> Transfer<'z, 'q> {
-        let records: Box<dyn Iterator<Item = &'z Record> + Send + 'z> =
-            Box::new(zone.soa().into_iter());
+        let records: Box<dyn Iterator<Item = Record> + Send + 'z> =
+            Box::new(zone.soa().cloned().into_iter());
         Transfer {
             echo,
             records: records.peekable(),
@@ -184,9 +184,9 @@ mod tests {
         assert_eq!(records.len(), zone.record_count() + 1);
         assert_eq!(records.first().unwrap().record_type(), RecordType::SOA);
         assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
-        let expected: Vec<&Record> = zone.records().collect();
+        let expected: Vec<Record> = zone.records().collect();
         for (got, want) in records.iter().zip(expected) {
-            assert_eq!(got, want);
+            assert_eq!(*got, want);
         }
         assert_eq!(transfer.records_sent, records.len());
     }

@@ -386,7 +386,7 @@ mod tests {
         .unwrap();
         let settings = crate::config::Settings::default();
         let zone = crate::zone::build(&settings.zone, &set, serial, None).unwrap();
-        Arc::new(Snapshot::compile(Arc::new(zone), &settings.server, None))
+        Arc::new(Snapshot::compile(zone, &settings.server, None))
     }
 
     #[tokio::test]

@@ -240,7 +240,7 @@ mod tests {
         let settings = crate::config::Settings::default();
         let set = crate::template::TemplateSet::default();
         let zone = crate::zone::build(&settings.zone, &set, 77, None).unwrap();
-        let snapshot = Snapshot::compile(Arc::new(zone), &settings.server, None);
+        let snapshot = Snapshot::compile(zone, &settings.server, None);
         let message = Message::from_vec(&notify_message(&snapshot, 0x4242)).unwrap();
         assert_eq!(message.metadata.id, 0x4242);
         assert_eq!(message.metadata.op_code, OpCode::Notify);

@@ -2,9 +2,11 @@
 //!
 //! Layout:
 //! - `query`: reading a query's bytes without allocating;
+//! - `names`: the compact name → prebuilt answers table;
 //! - `snapshot`: a zone with every positive answer prebuilt as response bytes;
 //! - `respond`: query bytes → response bytes, shared by UDP and TCP.
 
+pub mod names;
 pub mod query;
 pub mod respond;
 pub mod snapshot;

@@ -16,11 +16,12 @@ use hickory_proto::op::Query as HickoryQuery;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::names::Prebuilt;
 use super::query::{
     parse, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD,
     FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
 };
-use super::snapshot::{encode, Prebuilt, Snapshot};
+use super::snapshot::{encode, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
 
 const RCODE_NOERROR: u16 = 0;
@@ -168,16 +169,9 @@ impl Responder {
         match snapshot.node(self.lower.as_slice()) {
             Some(node) => {
                 let prebuilt = match question.qtype {
-                    TYPE_ANY if transport == Transport::Tcp => node
-                        .any_tcp
-                        .as_ref()
-                        .or_else(|| node.answers.first().map(|(_, p)| p)),
-                    TYPE_ANY => node.answers.first().map(|(_, p)| p),
-                    qtype => node
-                        .answers
-                        .iter()
-                        .find(|(t, _)| *t == qtype)
-                        .map(|(_, p)| p),
+                    TYPE_ANY if transport == Transport::Tcp => node.any_tcp(),
+                    TYPE_ANY => node.first(),
+                    qtype => node.answer(qtype),
                 };
                 match prebuilt {
                     Some(p) => write_prebuilt(out, payload, &query, question.raw, p, limit),
@@ -305,15 +299,15 @@ fn write_prebuilt(
     payload: u16,
     query: &Query<'_>,
     question: &[u8],
-    prebuilt: &Prebuilt,
+    prebuilt: Prebuilt<'_>,
     limit: usize,
 ) {
     let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
     let fits = |bytes: &[u8]| bytes.len() + opt_len <= limit;
-    let chosen = if fits(&prebuilt.full) {
-        Some(&prebuilt.full)
+    let chosen = if fits(prebuilt.full) {
+        Some(prebuilt.full)
     } else {
-        prebuilt.without_additional.as_ref().filter(|b| fits(b))
+        prebuilt.without_additional.filter(|b| fits(b))
     };
     let Some(bytes) = chosen else {
         // RFC 2181 §9: the answer does not fit; say so and let the client retry over TCP.
@@ -375,7 +369,7 @@ fn write_synthesized(
         return false;
     };
     let prebuilt = Prebuilt {
-        full: bytes.into_boxed_slice(),
+        full: &bytes,
         without_additional: None,
     };
     write_prebuilt(
@@ -383,7 +377,7 @@ fn write_synthesized(
         snapshot.max_udp_payload,
         query,
         question,
-        &prebuilt,
+        prebuilt,
         limit,
     );
     true

@@ -7,36 +7,21 @@
 //! compressed against the question, so they come out in the client's case too.
 
 use std::collections::HashMap;
+
+use super::names::{NameTable, NodeAnswers, OwnedPrebuilt};
 use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, Query};
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::config::ServerSettings;
 use crate::plmn::Mcc;
-use crate::zone::lookup::{lookup, Answer, Transport};
-use crate::zone::{mcc_of_wire, Node, Part, Zone};
-
-/// A prebuilt response and, when it has additional records, the same without them (used when
-/// the full one does not fit the client's size limit: RFC 2181 §9 lets additional data go).
-#[derive(Debug, Clone)]
-pub struct Prebuilt {
-    pub full: Box<[u8]>,
-    pub without_additional: Option<Box<[u8]>>,
-}
-
-/// The prebuilt answers at one owner name.
-#[derive(Debug, Clone, Default)]
-pub struct CompiledNode {
-    /// Per record type present, in the node's order (the first also answers ANY over UDP).
-    pub answers: Vec<(u16, Prebuilt)>,
-    /// ANY over TCP, when the node has more than one record set.
-    pub any_tcp: Option<Prebuilt>,
-}
+use crate::zone::lookup::{answer_at, Answer, Transport};
+use crate::zone::{mcc_of_wire, Nodes, Part, Zone};
 
 /// Hash-flooding resistant and fast: query names are chosen by whoever sends packets.
-type NameMap = HashMap<Box<[u8]>, CompiledNode, ahash::RandomState>;
+type NameMap = NameTable;
 
 /// The compiled answers of one zone part, shared between snapshots while the part is
 /// unchanged.
@@ -90,16 +75,16 @@ pub fn encode(question: &Query, answer: &Answer) -> Option<Vec<u8>> {
     message.to_vec().ok()
 }
 
-fn prebuild(question: &Query, answer: &Answer) -> Option<Prebuilt> {
-    let full = encode(question, answer)?.into_boxed_slice();
+fn prebuild(question: &Query, answer: &Answer) -> Option<OwnedPrebuilt> {
+    let full = encode(question, answer)?;
     let without_additional = if answer.additional.is_empty() {
         None
     } else {
         let mut trimmed = answer.clone();
         trimmed.additional.clear();
-        Some(encode(question, &trimmed)?.into_boxed_slice())
+        Some(encode(question, &trimmed)?)
     };
-    Some(Prebuilt {
+    Some(OwnedPrebuilt {
         full,
         without_additional,
     })
@@ -131,62 +116,89 @@ fn soa_tail(zone: &Zone) -> Box<[u8]> {
     tail.into_boxed_slice()
 }
 
-fn compile_nodes<'a>(zone: &Zone, nodes: impl Iterator<Item = (&'a [u8], &'a Node)>) -> NameMap {
+/// Compiles the answers of `nodes` (the records of one part, or of the apex).
+fn compile_nodes(zone: &Zone, nodes: &Nodes) -> NameMap {
     let mut names = NameMap::default();
-    for (key, node) in nodes {
+    let mut answers = Vec::new();
+    // Additional-section targets: this part's own names first, then the zone's kept records.
+    let resolve = |name: &Name| nodes.get(name).or_else(|| zone.node(name));
+    for (key, node) in nodes.iter() {
         let owner = &node.name;
-        let mut compiled = CompiledNode::default();
+        answers.clear();
         for set in &node.rrsets {
             let question = Query::query(owner.clone(), set.rtype);
-            let answer = lookup(zone, owner, set.rtype, DNSClass::IN, Transport::Udp);
+            let answer = answer_at(zone, resolve, node, set.rtype, Transport::Udp);
             if let Some(prebuilt) = prebuild(&question, &answer) {
-                compiled.answers.push((u16::from(set.rtype), prebuilt));
+                answers.push((u16::from(set.rtype), prebuilt));
             }
         }
-        if node.rrsets.len() > 1 {
-            let question = Query::query(owner.clone(), RecordType::ANY);
-            let answer = lookup(zone, owner, RecordType::ANY, DNSClass::IN, Transport::Tcp);
-            compiled.any_tcp = prebuild(&question, &answer);
-        }
-        names.insert(key.into(), compiled);
+        let any_tcp = (node.rrsets.len() > 1)
+            .then(|| {
+                let question = Query::query(owner.clone(), RecordType::ANY);
+                let answer = answer_at(zone, resolve, node, RecordType::ANY, Transport::Tcp);
+                prebuild(&question, &answer)
+            })
+            .flatten();
+        names.insert(key, &answers, any_tcp.as_ref());
     }
-    names
+    names.finish()
 }
 
 impl Snapshot {
     /// Precompiles every positive answer of the zone. Parts unchanged since `previous` (the
     /// same shared part, with answers that depend on it alone) keep their compiled answers.
+    /// Once compiled, the records of the MCC parts are released: answers come from the
+    /// compiled bytes, and enumeration (export, transfer) rebuilds records from templates.
     pub fn compile(
-        zone: Arc<Zone>,
+        mut zone: Zone,
         server: &ServerSettings,
         previous: Option<&Snapshot>,
     ) -> Snapshot {
-        let mut parts = HashMap::with_capacity_and_hasher(zone.parts.len(), Default::default());
+        let mut compiled: Vec<(Mcc, Result<Arc<CompiledPart>, NameMap>)> = Vec::new();
         for (mcc, part) in &zone.parts {
             let reusable = previous
                 .and_then(|s| s.parts.get(mcc))
                 .filter(|c| part.self_contained && Arc::ptr_eq(&c.part, part));
-            let compiled = match reusable {
-                Some(compiled) => compiled.clone(),
-                None => Arc::new(CompiledPart {
-                    part: part.clone(),
-                    names: compile_nodes(&zone, part.nodes.iter()),
-                }),
+            compiled.push(match reusable {
+                Some(done) => (*mcc, Ok(done.clone())),
+                None => (*mcc, Err(compile_nodes(&zone, &part.nodes()))),
+            });
+        }
+        let apex_names = compile_nodes(&zone, &zone.apex_nodes);
+        // The records of parts built for this zone are no longer needed: answers come from
+        // the compiled bytes. (A part still shared elsewhere released them when it was first
+        // compiled.)
+        for part in zone.parts.values_mut() {
+            if let Some(part) = Arc::get_mut(part) {
+                part.records = None;
+            }
+        }
+        let mut parts = HashMap::with_capacity_and_hasher(zone.parts.len(), Default::default());
+        for (mcc, done) in compiled {
+            let done = match done {
+                Ok(done) => done,
+                Err(names) => match zone.parts.get(&mcc) {
+                    Some(part) => Arc::new(CompiledPart {
+                        part: part.clone(),
+                        names,
+                    }),
+                    None => continue,
+                },
             };
-            parts.insert(*mcc, compiled);
+            parts.insert(mcc, done);
         }
         Snapshot {
             apex_wire: wire_name(zone.apex()),
             soa_tail: soa_tail(&zone),
-            apex_names: compile_nodes(&zone, zone.apex_nodes.iter()),
+            apex_names,
             parts,
-            zone,
+            zone: Arc::new(zone),
             max_udp_payload: server.max_udp_payload,
         }
     }
 
-    /// The compiled node of a lower-case wire name.
-    pub fn node(&self, lower: &[u8]) -> Option<&CompiledNode> {
+    /// The compiled answers of a lower-case wire name.
+    pub fn node(&self, lower: &[u8]) -> Option<NodeAnswers<'_>> {
         match mcc_of_wire(lower, self.apex_wire.len()) {
             Some(mcc) => self.parts.get(&mcc)?.names.get(lower),
             None => self.apex_names.get(lower),

@@ -89,7 +89,46 @@ fn build_part(
     templates: Vec<Template>,
     settings: &ZoneSettings,
 ) -> Result<Part, BuildError> {
-    let mut nodes = NodeMap::new(settings.apex.clone());
+    let built = part_records(mcc, &templates, &settings.apex, settings.default_ttl)?;
+    let record_count = built
+        .nodes
+        .iter()
+        .flat_map(|(_, n)| n.rrsets.iter())
+        .map(|s| s.records.len())
+        .sum();
+    Ok(Part {
+        mcc,
+        templates,
+        apex: settings.apex.clone(),
+        default_ttl: settings.default_ttl,
+        names: built.nodes.len(),
+        record_count,
+        records: Some(built.nodes),
+        operators: built.operators,
+        self_contained: built.self_contained,
+    })
+}
+
+/// Rebuilds a part's records from its templates (they built once, so they build again).
+pub(crate) fn part_nodes(part: &Part) -> Nodes {
+    part_records(part.mcc, &part.templates, &part.apex, part.default_ttl)
+        .map(|b| b.nodes)
+        .unwrap_or_default()
+}
+
+struct BuiltPart {
+    nodes: Nodes,
+    operators: usize,
+    self_contained: bool,
+}
+
+fn part_records(
+    mcc: Mcc,
+    templates: &[Template],
+    apex: &Name,
+    default_ttl: u32,
+) -> Result<BuiltPart, BuildError> {
+    let mut nodes = NodeMap::new(apex.clone());
     let listed: HashSet<Plmn> = templates
         .iter()
         .flat_map(|t| match &t.coverage {
@@ -99,13 +138,13 @@ fn build_part(
         .collect();
     let mut operators = 0;
     let mut self_contained = true;
-    let apex_key_len = wire_key(&settings.apex).len();
-    for template in &templates {
+    let apex_key_len = wire_key(apex).len();
+    for template in templates {
         let Coverage::Networks(plmns) = &template.coverage else {
             continue;
         };
         for &plmn in plmns {
-            let Some(operator) = template.instantiate(plmn, settings.default_ttl) else {
+            let Some(operator) = template.instantiate(plmn, default_ttl) else {
                 continue;
             };
             operators += 1;
@@ -120,7 +159,7 @@ fn build_part(
             }
             for (uri, _) in &operator.bootstrap {
                 if let Host::Name(target) = &uri.host {
-                    if settings.apex.zone_of(target)
+                    if apex.zone_of(target)
                         && mcc_of_wire(&wire_key(target), apex_key_len) != Some(mcc)
                     {
                         self_contained = false;
@@ -129,11 +168,7 @@ fn build_part(
             }
         }
     }
-    Ok(Part {
-        mcc,
-        templates,
-        apex: settings.apex.clone(),
-        default_ttl: settings.default_ttl,
+    Ok(BuiltPart {
         nodes: nodes.finish(),
         operators,
         self_contained,

@@ -31,7 +31,7 @@ pub fn master_file(zone: &Zone) -> String {
     }
     let _ = writeln!(out, "$ORIGIN {}", zone.apex());
     for record in zone.records() {
-        out.push_str(&record_line(record));
+        out.push_str(&record_line(&record));
         out.push('\n');
     }
     out

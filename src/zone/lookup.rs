@@ -97,7 +97,8 @@ fn negative(zone: &Zone, outcome: Outcome) -> Answer {
     answer
 }
 
-fn answer_at<'z>(
+/// The answer at a known node; `nodes` resolves other names (for the additional section).
+pub(crate) fn answer_at<'z>(
     zone: &Zone,
     nodes: impl Fn(&Name) -> Option<&'z Node>,
     node: &Node,
@@ -163,8 +164,7 @@ pub(crate) fn synthesize_default(zone: &Zone, owner: &Name) -> Option<Nodes> {
         return Some(only);
     };
     // A network with a file is answered from its file alone, never mixed with the default.
-    let bsf = spelled.bsf_name(zone.apex()).ok()?.to_lowercase();
-    if zone.node(&bsf).is_some() {
+    if zone.has_network_name(spelled) {
         return None;
     }
     // `mnc015` under an MCC whose networks all have 2-digit MNCs is the padded spelling of 15.

@@ -169,11 +169,34 @@ pub struct Part {
     pub templates: Vec<Template>,
     pub apex: Name,
     pub default_ttl: u32,
-    pub nodes: Nodes,
+    /// The part's records while they are needed (building, compiling). A served snapshot
+    /// keeps only the compiled answers and releases these; they are rebuilt from the
+    /// templates when someone enumerates the zone (export, transfer).
+    pub records: Option<Nodes>,
     pub operators: usize,
+    pub names: usize,
+    pub record_count: usize,
     /// Whether every answer of the part depends on the part alone (no SRV target with
     /// addresses elsewhere in the zone), so its compiled answers can be reused as they are.
     pub self_contained: bool,
+}
+
+impl Part {
+    /// The part's records: the kept ones, or rebuilt from the templates.
+    pub fn nodes(&self) -> std::borrow::Cow<'_, Nodes> {
+        match &self.records {
+            Some(nodes) => std::borrow::Cow::Borrowed(nodes),
+            None => std::borrow::Cow::Owned(build::part_nodes(self)),
+        }
+    }
+
+    /// Whether two parts were built from the same inputs (and so hold the same records).
+    pub fn same_inputs(&self, other: &Part) -> bool {
+        self.mcc == other.mcc
+            && self.templates == other.templates
+            && self.apex == other.apex
+            && self.default_ttl == other.default_ttl
+    }
 }
 
 /// The MCC of the label right below the apex, for a lower-case wire name ending in the apex
@@ -240,23 +263,37 @@ impl Zone {
         self.node_wire(&wire_key(name))
     }
 
-    /// The node of a lower-case wire name.
+    /// The node of a lower-case wire name, among the records kept in memory (all of them
+    /// until a snapshot is compiled; only the apex part's after that).
     pub fn node_wire(&self, key: &[u8]) -> Option<&Node> {
         match mcc_of_wire(key, self.apex_key_len) {
-            Some(mcc) => self.parts.get(&mcc)?.nodes.get_wire(key),
+            Some(mcc) => self.parts.get(&mcc)?.records.as_ref()?.get_wire(key),
             None => self.apex_nodes.get_wire(key),
         }
     }
 
-    /// Every node with its wire key, in no particular order.
-    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.apex_nodes
-            .iter()
-            .chain(self.parts.values().flat_map(|p| p.nodes.iter()))
+    /// Whether a network spelled this way (`mnc15` or `mnc015`) has names from a template
+    /// file; answered from the templates, so it holds after the records are released.
+    pub fn has_network_name(&self, spelled: crate::plmn::Plmn) -> bool {
+        let Some(part) = self.parts.get(&spelled.mcc) else {
+            return false;
+        };
+        let listed = |p: crate::plmn::Plmn| {
+            part.templates.iter().any(|t| match &t.coverage {
+                crate::template::Coverage::Networks(list) => list.contains(&p),
+                crate::template::Coverage::Default => false,
+            })
+        };
+        // As listed, or the padded spelling of a listed 2-digit MNC.
+        listed(spelled)
+            || spelled
+                .mnc
+                .unpadded()
+                .is_some_and(|two| listed(crate::plmn::Plmn::new(spelled.mcc, two)))
     }
 
     pub fn name_count(&self) -> usize {
-        self.apex_nodes.len() + self.parts.values().map(|p| p.nodes.len()).sum::<usize>()
+        self.apex_nodes.len() + self.parts.values().map(|p| p.names).sum::<usize>()
     }
 
     /// The SOA record at the apex.
@@ -273,26 +310,47 @@ impl Zone {
     }
 
     pub fn record_count(&self) -> usize {
-        self.nodes()
+        let apex: usize = self
+            .apex_nodes
+            .iter()
             .flat_map(|(_, n)| n.rrsets.iter())
             .map(|s| s.records.len())
-            .sum()
+            .sum();
+        apex + self.parts.values().map(|p| p.record_count).sum::<usize>()
     }
 
-    /// Every node in canonical order (RFC 4034 §6.1), the apex first.
-    pub fn canonical_nodes(&self) -> Vec<&Node> {
-        let mut keyed: Vec<(Vec<u8>, &Node)> =
-            self.nodes().map(|(k, v)| (canonical_key(k), v)).collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        keyed.into_iter().map(|(_, v)| v).collect()
-    }
-
-    /// Every record, SOA first, in canonical owner order (the order of exports and transfers).
-    pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.canonical_nodes()
+    /// Every record, the apex's first (SOA first of all), then each country code's in
+    /// canonical order, then the other in-zone names (name servers): the order of exports and
+    /// transfers. Parts whose records were released are rebuilt one at a time, so enumerating
+    /// a large zone never holds more than one part's records at once.
+    pub fn records(&self) -> impl Iterator<Item = Record> + Send + '_ {
+        let apex_key = wire_key(self.apex());
+        let mut apex_nodes: Vec<(&[u8], &Node)> = self.apex_nodes.iter().collect();
+        apex_nodes.sort_unstable_by_key(|(k, _)| (*k != &apex_key[..], canonical_key(k)));
+        let mut apex_nodes = apex_nodes.into_iter().map(|(_, n)| n);
+        let apex_node = apex_nodes.next();
+        let rest: Vec<&Node> = apex_nodes.collect();
+        let owned = |node: &Node| -> Vec<Record> {
+            node.rrsets
+                .iter()
+                .flat_map(|s| s.records.iter().cloned())
+                .collect()
+        };
+        apex_node
+            .map(owned)
             .into_iter()
-            .flat_map(|n| n.rrsets.iter())
-            .flat_map(|s| s.records.iter())
+            .flatten()
+            .chain(self.parts.values().flat_map(move |part| {
+                let nodes = part.nodes();
+                let mut sorted: Vec<(Vec<u8>, &Node)> =
+                    nodes.iter().map(|(k, n)| (canonical_key(k), n)).collect();
+                sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                sorted
+                    .into_iter()
+                    .flat_map(|(_, n)| owned(n))
+                    .collect::<Vec<Record>>()
+            }))
+            .chain(rest.into_iter().flat_map(owned))
     }
 
     /// Publishes a new serial in place (the SOA is the only record that carries it).
@@ -332,7 +390,7 @@ impl Zone {
                 .iter()
                 .zip(other.parts.iter())
                 .all(|((a_mcc, a), (b_mcc, b))| {
-                    a_mcc == b_mcc && (Arc::ptr_eq(a, b) || a.nodes == b.nodes)
+                    a_mcc == b_mcc && (Arc::ptr_eq(a, b) || a.same_inputs(b))
                 })
             && strip(self) == strip(other)
     }
