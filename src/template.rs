@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 use serde::Deserialize;
@@ -261,6 +262,14 @@ fn fill_placeholders(text: &str, plmn: &Plmn) -> String {
 }
 
 impl Template {
+    /// The networks the template lists (none for the default template).
+    pub fn networks(&self) -> &[Plmn] {
+        match &self.coverage {
+            Coverage::Networks(list) => list,
+            Coverage::Default => &[],
+        }
+    }
+
     /// Makes the template concrete for one network. Cannot fail for a validated template: the
     /// placeholders only ever expand to digits, which keep a valid URI valid.
     pub fn instantiate(&self, plmn: Plmn, default_ttl: u32) -> Option<Operator> {
@@ -465,10 +474,17 @@ impl Template {
     }
 }
 
+/// Whether two template lists are the same: shared (the usual case after a reload, which
+/// reuses unchanged files' templates) or equal.
+pub fn same_templates(a: &[Arc<Template>], b: &[Arc<Template>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
+}
+
 /// Every template of a zones directory, validated together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateSet {
-    pub templates: Vec<Template>,
+    /// Shared: a reload reuses the templates of unchanged files, and zone parts keep them.
+    pub templates: Vec<Arc<Template>>,
     pub default: Option<Template>,
     /// Things that are legal but probably not what the operator meant.
     pub warnings: Vec<String>,
@@ -476,10 +492,9 @@ pub struct TemplateSet {
 
 impl TemplateSet {
     pub fn operators(&self) -> impl Iterator<Item = (&Template, Plmn)> {
-        self.templates.iter().flat_map(|t| match &t.coverage {
-            Coverage::Networks(list) => list.iter().map(move |p| (t, *p)).collect::<Vec<_>>(),
-            Coverage::Default => Vec::new(),
-        })
+        self.templates
+            .iter()
+            .flat_map(|t| t.networks().iter().map(move |p| (&**t, *p)))
     }
 }
 
@@ -518,7 +533,7 @@ impl FileStamp {
 /// only the files that changed (with 100,000 files, parsing them all takes seconds).
 #[derive(Debug, Default)]
 pub struct TemplateCache {
-    entries: HashMap<PathBuf, (FileStamp, Template)>,
+    entries: HashMap<PathBuf, (FileStamp, Arc<Template>), ahash::RandomState>,
 }
 
 /// Reads and validates every template in `dir` (not recursive).
@@ -543,14 +558,21 @@ pub fn load_dir_cached(dir: &Path, cache: &mut TemplateCache) -> Result<Template
         })?;
         let path = entry.path();
         if is_template_file(&path) {
-            paths.push(path);
+            // Stat relative to the open directory (no path walk per file), following a
+            // symbolic link only when there is one.
+            let metadata = match entry.metadata() {
+                Ok(m) if m.file_type().is_symlink() => std::fs::metadata(&path),
+                other => other,
+            };
+            paths.push((path, metadata));
         }
     }
-    paths.sort();
+    // One directory: byte order of the whole path is file-name order, and cheap.
+    paths.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
     let mut parsed = Vec::with_capacity(paths.len());
     let mut errors = Vec::new();
-    let mut fresh = HashMap::with_capacity(paths.len());
-    for path in paths {
+    let mut fresh = HashMap::with_capacity_and_hasher(paths.len(), Default::default());
+    for (path, metadata) in paths {
         // A file deleted between listing and reading is a half-finished change: the whole set
         // is rejected and the next event brings a consistent view.
         let unreadable = |e: std::io::Error| SourceError {
@@ -559,7 +581,7 @@ pub fn load_dir_cached(dir: &Path, cache: &mut TemplateCache) -> Result<Template
             field: String::new(),
             message: format!("cannot read: {e}"),
         };
-        let metadata = match std::fs::metadata(&path) {
+        let metadata = match metadata {
             Ok(m) if m.is_file() => m,
             Ok(_) => continue,
             Err(e) => {
@@ -570,16 +592,16 @@ pub fn load_dir_cached(dir: &Path, cache: &mut TemplateCache) -> Result<Template
         let stamp = FileStamp::of(&metadata);
         if let Some((seen, template)) = cache.entries.remove(&path) {
             if seen == stamp {
-                parsed.push(Ok(template.clone()));
+                parsed.push(Ok(Arc::clone(&template)));
                 fresh.insert(path, (stamp, template));
                 continue;
             }
         }
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let result = Template::parse(&path, &text);
+                let result = Template::parse(&path, &text).map(Arc::new);
                 if let Ok(template) = &result {
-                    fresh.insert(path, (stamp, template.clone()));
+                    fresh.insert(path, (stamp, Arc::clone(template)));
                 }
                 parsed.push(result);
             }
@@ -596,14 +618,14 @@ impl TemplateSet {
         files: impl Iterator<Item = (&'a Path, &'a str)>,
     ) -> Result<TemplateSet, SourceErrors> {
         Self::from_parsed(
-            files.map(|(path, text)| Template::parse(path, text)),
+            files.map(|(path, text)| Template::parse(path, text).map(Arc::new)),
             Vec::new(),
         )
     }
 
     /// Checks across files the templates parsed one by one (`errors`: problems found before).
     pub fn from_parsed(
-        parsed: impl Iterator<Item = Result<Template, SourceErrors>>,
+        parsed: impl Iterator<Item = Result<Arc<Template>, SourceErrors>>,
         mut errors: Vec<SourceError>,
     ) -> Result<TemplateSet, SourceErrors> {
         let mut set = TemplateSet::default();
@@ -621,7 +643,7 @@ impl TemplateSet {
                             ),
                         });
                     } else {
-                        set.default = Some(t);
+                        set.default = Some(Arc::unwrap_or_clone(t));
                     }
                 }
                 Ok(t) => set.templates.push(t),

@@ -15,7 +15,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use super::{mcc_of_wire, wire_key, DefaultTemplate, Nodes, Part, RRset, Zone, URI_TYPE};
 use crate::config::ZoneSettings;
 use crate::plmn::{Mcc, Plmn};
-use crate::template::{Coverage, Host, Operator, Template, TemplateSet};
+use crate::template::{same_templates, Coverage, Host, Operator, Template, TemplateSet};
 
 /// A combination of settings and templates that cannot form a zone (each file was valid alone).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,19 +46,24 @@ pub fn build(
     let mut apex_nodes = NodeMap::new(settings.apex.clone());
     add_apex(&mut apex_nodes, settings, serial);
 
-    let mut groups: BTreeMap<Mcc, Vec<Template>> = BTreeMap::new();
+    let mut groups: BTreeMap<Mcc, Vec<Arc<Template>>> = BTreeMap::new();
     for template in &templates.templates {
         if let Coverage::Networks(plmns) = &template.coverage {
             // Validation keeps one MCC per file, so the first network names the group.
             if let Some(first) = plmns.first() {
-                groups.entry(first.mcc).or_default().push(template.clone());
+                groups
+                    .entry(first.mcc)
+                    .or_default()
+                    .push(Arc::clone(template));
             }
         }
     }
     let mut parts = BTreeMap::new();
     for (mcc, group) in groups {
         let reusable = previous.and_then(|z| z.parts.get(&mcc)).filter(|p| {
-            p.templates == group && p.apex == settings.apex && p.default_ttl == settings.default_ttl
+            same_templates(&p.templates, &group)
+                && p.apex == settings.apex
+                && p.default_ttl == settings.default_ttl
         });
         let part = match reusable {
             Some(part) => part.clone(),
@@ -86,7 +91,7 @@ pub fn build(
 /// Builds the names of one MCC from its templates.
 fn build_part(
     mcc: Mcc,
-    templates: Vec<Template>,
+    templates: Vec<Arc<Template>>,
     settings: &ZoneSettings,
 ) -> Result<Part, BuildError> {
     let built = part_records(mcc, &templates, &settings.apex, settings.default_ttl)?;
@@ -124,7 +129,7 @@ struct BuiltPart {
 
 fn part_records(
     mcc: Mcc,
-    templates: &[Template],
+    templates: &[Arc<Template>],
     apex: &Name,
     default_ttl: u32,
 ) -> Result<BuiltPart, BuildError> {

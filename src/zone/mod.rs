@@ -166,7 +166,7 @@ pub struct Part {
     pub mcc: Mcc,
     /// The templates it was built from, with the settings that shape it: equal inputs give an
     /// equal part, so a previous part is reused when these compare equal.
-    pub templates: Vec<Template>,
+    pub templates: Vec<Arc<Template>>,
     pub apex: Name,
     pub default_ttl: u32,
     /// The part's records while they are needed (building, compiling). A served snapshot
@@ -193,7 +193,7 @@ impl Part {
     /// Whether two parts were built from the same inputs (and so hold the same records).
     pub fn same_inputs(&self, other: &Part) -> bool {
         self.mcc == other.mcc
-            && self.templates == other.templates
+            && crate::template::same_templates(&self.templates, &other.templates)
             && self.apex == other.apex
             && self.default_ttl == other.default_ttl
     }
