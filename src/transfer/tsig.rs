@@ -22,8 +22,7 @@ use hickory_proto::rr::Name;
 use hmac::{Hmac, Mac};
 use sha2::{Sha224, Sha256, Sha384, Sha512};
 
-pub const TYPE_TSIG: u16 = 250;
-pub const CLASS_ANY: u16 = 255;
+pub use crate::wire::query::{CLASS_ANY, TYPE_TSIG};
 /// Seconds of clock difference tolerated (RFC 8945 §10 recommends 300).
 pub const FUDGE: u16 = 300;
 

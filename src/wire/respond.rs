@@ -179,21 +179,12 @@ fn answer(
             write_badvers(out, payload, &query, raw_question, edns);
             return Verdict::Send;
         }
+        // Other classes, names outside the zone, and zone transfers (never over UDP; over TCP
+        // they are the transfer module's job) are refused.
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
             || !lower.is_at_or_below(&snapshot.apex_wire)
+            || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
         {
-            write_error(
-                out,
-                payload,
-                &query,
-                raw_question,
-                RCODE_REFUSED,
-                query.edns,
-            );
-            return Verdict::Send;
-        }
-        // Zone transfers never go over UDP, and over TCP they are the transfer module's job.
-        if matches!(question.qtype, TYPE_AXFR | TYPE_IXFR) {
             write_error(
                 out,
                 payload,
