@@ -277,7 +277,7 @@ cat > "$RESULTS/meta.json" <<EOF
   "date": "$(date -u '+%Y-%m-%d %H:%M UTC')",
   "machine": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, kernel $(uname -r)",
   "bsf-dns": "$(ver "$BIN/bsf-dns" --version), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)",
-  "peers": "$(ver nsd -v); $(ver knotd --version); $(ver dnsperf -h | grep -o 'DNS Performance Testing Tool version [^ ]*' || true)",
+  "peers": "$(ver nsd -v); $(ver knotd --version); dnsperf $(dpkg-query -W -f '${Version}' dnsperf 2>/dev/null || echo '(version unknown)')",
   "operators (main set)": "$MAIN_OPS",
   "load": "UDP, default mix (40% A, 15% AAAA, 15% TXT, 10% SRV, 10% URI at _coaps._udp, 10% unknown operators), random letter case, EDNS 1232; $DURATION s per run after 0.5 s warm-up; closed loop $OUTSTANDING outstanding",
   "pinning": "servers on core $SERVER_CORE (one worker each), load generator on core $CLIENT_CORE"
