@@ -36,7 +36,8 @@ usage() {
     cat <<EOF
 
 Options:
-  --quick            2 rounds of 2 s, large set of 20,000 operators, 2 s dnsperf (~2 min)
+  --quick            2 rounds of 2 s, large set of 20,000 operators, 2 s dnsperf, at most
+                     6 repeats and 30 s of waiting for quiet (~2 min)
   --rounds N         rounds per scenario, servers alternating (default $ROUNDS)
   --duration S       measured seconds per run (default $DURATION)
   --fixed-rate Q     open-loop rate of the fixed-load scenario (default $FIXED_RATE)
@@ -55,7 +56,7 @@ EOF
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) ROUNDS=2; DURATION=2; LARGE=20000; DNSPERF_SECONDS=2 ;;
+        --quick) ROUNDS=2; DURATION=2; LARGE=20000; DNSPERF_SECONDS=2; RETRY_BUDGET=6; QUIET_BUDGET=30 ;;
         --rounds) ROUNDS="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
         --fixed-rate) FIXED_RATE="$2"; shift ;;
