@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
 use crate::diag::SourceErrors;
-use crate::template::{load_dir, TemplateSet};
+use crate::template::{load_dir_cached, TemplateCache, TemplateSet};
 use crate::zone::{self, Zone};
 
 /// Where the inputs are.
@@ -36,11 +36,16 @@ pub struct Loaded {
 
 impl Inputs {
     pub fn read(&self) -> Result<Loaded, LoadError> {
+        self.read_cached(&mut TemplateCache::default())
+    }
+
+    /// `read`, parsing only the template files changed since `cache` saw them.
+    pub fn read_cached(&self, cache: &mut TemplateCache) -> Result<Loaded, LoadError> {
         let settings = match &self.settings_file {
             Some(path) => Settings::load(path),
             None => Ok(Settings::default()),
         };
-        let templates = load_dir(&self.zones_dir);
+        let templates = load_dir_cached(&self.zones_dir, cache);
         // Report the mistakes of both inputs together.
         match (settings, templates) {
             (Ok(settings), Ok(templates)) => Ok(Loaded {

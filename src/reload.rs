@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ServerSettings, Settings};
 use crate::load::Inputs;
 use crate::server::access::QueryAcl;
-use crate::template::is_template_file;
+use crate::template::{is_template_file, TemplateCache};
 use crate::wire::Snapshot;
 use crate::zone::serial::serial_for_now;
 
@@ -43,8 +43,9 @@ pub struct Reloader {
     acl: Arc<ArcSwap<QueryAcl>>,
     /// The `[server]` settings the process was started with: those need a restart.
     running: ServerSettings,
-    /// One reload at a time; a trigger during a reload waits and then reads the newest files.
-    busy: Mutex<()>,
+    /// One reload at a time (a trigger during a reload waits and then reads the newest
+    /// files); holds the templates parsed so far, so unchanged files are not parsed again.
+    busy: Mutex<TemplateCache>,
     /// The serial now served, for those who must tell others of changes (NOTIFY).
     serial_tx: watch::Sender<u32>,
     /// The settings of the last good load, for those that follow settings changes that need
@@ -53,7 +54,9 @@ pub struct Reloader {
 }
 
 impl Reloader {
+    /// `cache`: the templates parsed for the zone now served.
     pub fn new(
+        cache: TemplateCache,
         inputs: Inputs,
         snapshots: Arc<ArcSwap<Snapshot>>,
         acl: Arc<ArcSwap<QueryAcl>>,
@@ -66,7 +69,7 @@ impl Reloader {
             snapshots,
             acl,
             running,
-            busy: Mutex::new(()),
+            busy: Mutex::new(cache),
             serial_tx,
             settings_tx: watch::channel(None).0,
         }
@@ -85,13 +88,13 @@ impl Reloader {
     /// Re-reads everything and swaps in a new snapshot if the inputs are good and different.
     /// Blocking (file reads, compilation): call it off the async runtime's workers.
     pub fn reload(&self, trigger: &str) -> ReloadOutcome {
-        let _one_at_a_time = self
+        let mut cache = self
             .busy
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
         let current = self.snapshots.load_full();
-        let loaded = match self.inputs.read() {
+        let loaded = match self.inputs.read_cached(&mut cache) {
             Ok(loaded) => loaded,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
@@ -151,46 +154,12 @@ impl Reloader {
         ReloadOutcome::Rejected { serial, error }
     }
 
-    /// Watches the zones directory and the settings file, reloading after each burst of
-    /// changes, until `shutdown`.
-    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) -> notify::Result<()> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-        let zones_dir = self.inputs.zones_dir.clone();
-        let settings_file = self.inputs.settings_file.clone();
-        let relevant = {
-            let settings_file = settings_file.clone();
-            let zones_dir = canonical(&zones_dir);
-            move |path: &Path| {
-                (path.parent() == Some(zones_dir.as_path()) && is_template_file(path))
-                    || settings_file
-                        .as_ref()
-                        .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
-            }
-        };
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
-                    if event.kind.is_access() {
-                        return;
-                    }
-                    if event.paths.iter().any(|p| relevant(p)) {
-                        let _ = tx.send(());
-                    }
-                }
-            })?;
-        watcher.watch(
-            &canonical(&self.inputs.zones_dir),
-            RecursiveMode::NonRecursive,
-        )?;
-        if let Some(file) = &settings_file {
-            // Watch the directory, not the file: editors replace files by renaming, which
-            // would end a watch on the file itself.
-            let dir = file
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            watcher.watch(&canonical(dir), RecursiveMode::NonRecursive)?;
-        }
+    /// Reloads after each burst of changes reported by `watch`, until `shutdown`.
+    pub async fn follow(self: Arc<Self>, watch: InputWatch, shutdown: CancellationToken) {
+        let InputWatch {
+            watcher,
+            events: mut rx,
+        } = watch;
         loop {
             tokio::select! {
                 event = rx.recv() => if event.is_none() { break },
@@ -211,7 +180,51 @@ impl Reloader {
             let _ = tokio::task::spawn_blocking(move || reloader.reload("file change")).await;
         }
         drop(watcher);
-        Ok(())
+    }
+}
+
+/// A watch on the inputs: the zones directory and the settings file's directory (editors
+/// replace files by renaming, which would end a watch on the file itself). Started before the
+/// inputs are first read, so that no change made while the server starts is missed.
+pub struct InputWatch {
+    watcher: notify::RecommendedWatcher,
+    events: mpsc::UnboundedReceiver<()>,
+}
+
+impl InputWatch {
+    pub fn start(inputs: &Inputs) -> notify::Result<InputWatch> {
+        let (tx, events) = mpsc::unbounded_channel::<()>();
+        let settings_file = inputs.settings_file.clone();
+        let relevant = {
+            let settings_file = settings_file.clone();
+            let zones_dir = canonical(&inputs.zones_dir);
+            move |path: &Path| {
+                (path.parent() == Some(zones_dir.as_path()) && is_template_file(path))
+                    || settings_file
+                        .as_ref()
+                        .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
+            }
+        };
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if event.kind.is_access() {
+                        return;
+                    }
+                    if event.paths.iter().any(|p| relevant(p)) {
+                        let _ = tx.send(());
+                    }
+                }
+            })?;
+        watcher.watch(&canonical(&inputs.zones_dir), RecursiveMode::NonRecursive)?;
+        if let Some(file) = &settings_file {
+            let dir = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            watcher.watch(&canonical(dir), RecursiveMode::NonRecursive)?;
+        }
+        Ok(InputWatch { watcher, events })
     }
 }
 

@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::load::{Inputs, LoadError};
-use crate::reload::Reloader;
+use crate::reload::{InputWatch, Reloader};
+use crate::template::TemplateCache;
 use crate::wire::Snapshot;
 use crate::zone::serial::serial_for_now;
 use access::QueryAcl;
@@ -81,7 +82,31 @@ fn bind_error(addr: SocketAddr, proto: &'static str, source: std::io::Error) -> 
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(options: ServeOptions) -> Result<(), ServeError> {
-    let loaded = options.inputs.read()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bsf-dns-rt")
+        .enable_all()
+        .build()?;
+    // Handlers first: a SIGHUP or SIGTERM that arrives while the zone loads must reload or
+    // stop cleanly, not take the default action (which ends the process).
+    let signals = {
+        let _context = runtime.enter();
+        Signals::install()
+    };
+    // Watch before the first read: a change made while starting is then reloaded, not lost.
+    let watch = if options.watch {
+        match InputWatch::start(&options.inputs) {
+            Ok(watch) => Some(watch),
+            Err(error) => {
+                tracing::error!(%error, "cannot watch the inputs for changes; reload with SIGHUP");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut cache = TemplateCache::default();
+    let loaded = options.inputs.read_cached(&mut cache)?;
     let zone = loaded.build(serial_for_now(0))?;
     let mut server_settings = loaded.settings.server.clone();
     let running = server_settings.clone();
@@ -145,11 +170,6 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         tracing::debug!(%addr, "UDP worker {i} started");
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bsf-dns-rt")
-        .enable_all()
-        .build()?;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -169,6 +189,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             accept_tasks.push(tokio::spawn(tcp::accept_loop(listener, cx.clone())));
         }
         let reloader = Arc::new(Reloader::new(
+            std::mem::take(&mut cache),
             options.inputs.clone(),
             snapshots.clone(),
             acl.clone(),
@@ -176,14 +197,8 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         ));
         // Scale-out: NOTIFY on serial changes, transfer settings kept current.
         crate::transfer::start(&reloader, snapshots.clone(), transfer, shutdown.clone());
-        if options.watch {
-            let watcher = reloader.clone();
-            let token = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(error) = watcher.watch(token).await {
-                    tracing::error!(%error, "cannot watch the inputs for changes; reload with SIGHUP");
-                }
-            });
+        if let Some(watch) = watch {
+            tokio::spawn(reloader.clone().follow(watch, shutdown.clone()));
         }
         let listeners: Vec<String> = server_settings.listen_display();
         tracing::info!(
@@ -195,7 +210,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             "serving on {} (UDP and TCP)",
             listeners.join(", ")
         );
-        wait_for_signals(&reloader).await;
+        signals.wait(&reloader).await;
         tracing::info!("shutting down: closing listeners, finishing TCP answers");
         shutdown.cancel();
         stop.store(true, Ordering::Relaxed);
@@ -203,7 +218,10 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         for task in accept_tasks {
             let _ = task.await;
         }
-        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some TCP connections did not finish within {SHUTDOWN_GRACE:?}");
         }
         Ok::<(), ServeError>(())
@@ -236,25 +254,47 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Returns on SIGTERM or SIGINT; reloads on SIGHUP meanwhile.
-async fn wait_for_signals(reloader: &Arc<Reloader>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => {
-                let reloader = reloader.clone();
-                let _ = tokio::task::spawn_blocking(move || reloader.reload("SIGHUP")).await;
+/// The signals the server acts on, registered with the runtime.
+struct Signals {
+    streams: Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+}
+
+impl Signals {
+    /// Must run inside the runtime's context.
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Some((term, int, hup)),
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                None
+            }
+        };
+        Signals { streams }
+    }
+
+    /// Returns on SIGTERM or SIGINT; reloads on SIGHUP meanwhile.
+    async fn wait(self, reloader: &Arc<Reloader>) {
+        let Some((mut term, mut int, mut hup)) = self.streams else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = hup.recv() => {
+                    let reloader = reloader.clone();
+                    let _ = tokio::task::spawn_blocking(move || reloader.reload("SIGHUP")).await;
+                }
             }
         }
     }

@@ -132,6 +132,12 @@ fn read_qname(bytes: &[u8], at: usize, lower: &mut LowerName) -> Option<usize> {
     }
 }
 
+/// Reads only the question name of a packet (lower-cased into `lower`), for prefetching; the
+/// full parse comes later.
+pub fn question_name(bytes: &[u8], lower: &mut LowerName) -> bool {
+    bytes.len() >= 12 && read_qname(bytes, 12, lower).is_some()
+}
+
 /// Skips a possibly compressed name (in records after the question).
 fn skip_name(bytes: &[u8], mut pos: usize) -> Option<usize> {
     for _ in 0..128 {
@@ -153,6 +159,16 @@ fn skip_name(bytes: &[u8], mut pos: usize) -> Option<usize> {
 pub fn parse<'a>(
     bytes: &'a [u8],
     lower: &mut LowerName,
+) -> Result<Query<'a>, (Reject, Option<Query<'a>>)> {
+    parse_with(bytes, lower, false)
+}
+
+/// `parse`, where `prelowered` says `lower` already holds this packet's question name (read by
+/// `question_name`), so it is not read again.
+pub fn parse_with<'a>(
+    bytes: &'a [u8],
+    lower: &mut LowerName,
+    prelowered: bool,
 ) -> Result<Query<'a>, (Reject, Option<Query<'a>>)> {
     if bytes.len() < 12 {
         return Err((Reject::Drop, None));
@@ -177,7 +193,13 @@ pub fn parse<'a>(
     if query.qdcount != 1 {
         return Err((Reject::FormErr, Some(query)));
     }
-    let Some(after_name) = read_qname(bytes, 12, lower) else {
+    // A question name has no compression pointers: its wire length is its lowered length.
+    let after_name = if prelowered {
+        Some(12 + lower.len)
+    } else {
+        read_qname(bytes, 12, lower)
+    };
+    let Some(after_name) = after_name else {
         return Err((Reject::FormErr, Some(query)));
     };
     let (Some(qtype), Some(qclass)) =

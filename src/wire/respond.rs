@@ -16,10 +16,10 @@ use hickory_proto::op::Query as HickoryQuery;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::names::Prebuilt;
+use super::names::{NameTable, Prebuilt};
 use super::query::{
-    parse, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD,
-    FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
+    parse, parse_with, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD,
+    FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
 };
 use super::snapshot::{encode, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
@@ -89,9 +89,48 @@ impl Responder {
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> Verdict {
+        answer(
+            snapshot,
+            packet,
+            transport,
+            out,
+            &mut self.lower,
+            false,
+            None,
+        )
+    }
+
+    /// As `respond`, for a packet whose question name the caller already read into `lower`
+    /// (`query::question_name`), with its table and hash when known: the UDP path works them
+    /// out ahead for a whole batch, to prefetch, and they are not computed again here.
+    pub fn respond_prepared(
+        &mut self,
+        snapshot: &Snapshot,
+        packet: &[u8],
+        transport: Transport,
+        out: &mut Vec<u8>,
+        lower: &mut LowerName,
+        located: Option<(&NameTable, u64)>,
+    ) -> Verdict {
+        answer(snapshot, packet, transport, out, lower, true, located)
+    }
+}
+
+/// The responder's work; `lower` is the question-name buffer (already filled when
+/// `prelowered`).
+fn answer(
+    snapshot: &Snapshot,
+    packet: &[u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+    lower: &mut LowerName,
+    prelowered: bool,
+    located: Option<(&NameTable, u64)>,
+) -> Verdict {
+    {
         out.clear();
         let payload = snapshot.max_udp_payload;
-        let query = match parse(packet, &mut self.lower) {
+        let query = match parse_with(packet, lower, prelowered) {
             Ok(query) => query,
             Err((Reject::Drop, _)) => return Verdict::Drop,
             Err((Reject::FormErr, query)) => {
@@ -141,7 +180,7 @@ impl Responder {
             return Verdict::Send;
         }
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
-            || !self.lower.is_at_or_below(&snapshot.apex_wire)
+            || !lower.is_at_or_below(&snapshot.apex_wire)
         {
             write_error(
                 out,
@@ -166,7 +205,11 @@ impl Responder {
             return Verdict::Send;
         }
         let limit = size_limit(snapshot, transport, query.edns);
-        match snapshot.node(self.lower.as_slice()) {
+        let node = match located {
+            Some((table, hash)) => table.get_hashed(hash, lower.as_slice()),
+            None => snapshot.node(lower.as_slice()),
+        };
+        match node {
             Some(node) => {
                 let prebuilt = match question.qtype {
                     TYPE_ANY if transport == Transport::Tcp => node.any_tcp(),
@@ -175,28 +218,16 @@ impl Responder {
                 };
                 match prebuilt {
                     Some(p) => write_prebuilt(out, payload, &query, question.raw, p, limit),
-                    None => write_negative(
-                        out,
-                        snapshot,
-                        &query,
-                        &self.lower,
-                        question.raw,
-                        RCODE_NOERROR,
-                    ),
+                    None => {
+                        write_negative(out, snapshot, &query, lower, question.raw, RCODE_NOERROR)
+                    }
                 }
             }
             None => {
                 if snapshot.zone.default.is_none()
                     || !write_synthesized(out, snapshot, &query, question.raw, transport, limit)
                 {
-                    write_negative(
-                        out,
-                        snapshot,
-                        &query,
-                        &self.lower,
-                        question.raw,
-                        RCODE_NXDOMAIN,
-                    );
+                    write_negative(out, snapshot, &query, lower, question.raw, RCODE_NXDOMAIN);
                 }
             }
         }
@@ -230,13 +261,9 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {
 
 /// OPT with our payload size, version 0 and the client's DO bit (RFC 3225 §3).
 fn write_opt(out: &mut Vec<u8>, payload: u16, extended_rcode: u8, edns: Edns) {
-    out.push(0);
-    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-    out.extend_from_slice(&payload.to_be_bytes());
-    out.push(extended_rcode);
-    out.push(0);
-    out.extend_from_slice(&(if edns.dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+    let [p0, p1] = payload.to_be_bytes();
+    let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
+    out.extend_from_slice(&[0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, 0, 0]);
 }
 
 fn write_error(

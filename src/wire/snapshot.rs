@@ -197,12 +197,17 @@ impl Snapshot {
         }
     }
 
+    /// The table that holds (or would hold) a lower-case wire name.
+    pub fn table(&self, lower: &[u8]) -> Option<&NameTable> {
+        match mcc_of_wire(lower, self.apex_wire.len()) {
+            Some(mcc) => self.parts.get(&mcc).map(|p| &p.names),
+            None => Some(&self.apex_names),
+        }
+    }
+
     /// The compiled answers of a lower-case wire name.
     pub fn node(&self, lower: &[u8]) -> Option<NodeAnswers<'_>> {
-        match mcc_of_wire(lower, self.apex_wire.len()) {
-            Some(mcc) => self.parts.get(&mcc)?.names.get(lower),
-            None => self.apex_names.get(lower),
-        }
+        self.table(lower)?.get(lower)
     }
 
     pub fn serial(&self) -> u32 {
