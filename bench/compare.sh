@@ -36,7 +36,8 @@ usage() {
     cat <<EOF
 
 Options:
-  --quick            2 rounds of 2 s, large set of 20,000 operators, 2 s dnsperf (~2 min)
+  --quick            2 rounds of 2 s, large set of 20,000 operators, 2 s dnsperf, at most
+                     6 repeats and 30 s of waiting for quiet (~2 min)
   --rounds N         rounds per scenario, servers alternating (default $ROUNDS)
   --duration S       measured seconds per run (default $DURATION)
   --fixed-rate Q     open-loop rate of the fixed-load scenario (default $FIXED_RATE)
@@ -55,7 +56,7 @@ EOF
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) ROUNDS=2; DURATION=2; LARGE=20000; DNSPERF_SECONDS=2 ;;
+        --quick) ROUNDS=2; DURATION=2; LARGE=20000; DNSPERF_SECONDS=2; RETRY_BUDGET=6; QUIET_BUDGET=30 ;;
         --rounds) ROUNDS="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
         --fixed-rate) FIXED_RATE="$2"; shift ;;
@@ -277,7 +278,7 @@ cat > "$RESULTS/meta.json" <<EOF
   "date": "$(date -u '+%Y-%m-%d %H:%M UTC')",
   "machine": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores, kernel $(uname -r)",
   "bsf-dns": "$(ver "$BIN/bsf-dns" --version), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)",
-  "peers": "$(ver nsd -v); $(ver knotd --version); $(ver dnsperf -h | grep -o 'DNS Performance Testing Tool version [^ ]*' || true)",
+  "peers": "$(ver nsd -v); $(ver knotd --version); dnsperf $(dpkg-query -W -f '${Version}' dnsperf 2>/dev/null || echo '(version unknown)')",
   "operators (main set)": "$MAIN_OPS",
   "load": "UDP, default mix (40% A, 15% AAAA, 15% TXT, 10% SRV, 10% URI at _coaps._udp, 10% unknown operators), random letter case, EDNS 1232; $DURATION s per run after 0.5 s warm-up; closed loop $OUTSTANDING outstanding",
   "pinning": "servers on core $SERVER_CORE (one worker each), load generator on core $CLIENT_CORE"

@@ -122,6 +122,7 @@ struct Counters {
     truncated: u64,
     unexpected: u64,
     unsent: u64,
+    response_bytes: u64,
 }
 
 struct Engine<'a> {
@@ -253,6 +254,7 @@ impl<'a> Engine<'a> {
                 }
                 let (q, qlen, expect) = pool.get(slot.pool as usize);
                 c.answered += 1;
+                c.response_bytes += resp.len() as u64;
                 match wire::check(resp, q, qlen, expect, lenient) {
                     Verdict::Ok => {}
                     Verdict::Truncated => c.truncated += 1,
@@ -593,6 +595,11 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
         truncated: c.truncated,
         unexpected: c.unexpected,
         unsent: c.unsent,
+        mean_response_bytes: if c.answered > 0 {
+            c.response_bytes as f64 / c.answered as f64
+        } else {
+            0.0
+        },
         sent_qps: c.sent as f64 / window_s.max(1e-9),
         qps: c.answered as f64 / window_s.max(1e-9),
         loss_ratio: if c.sent > 0 {

@@ -75,7 +75,8 @@ struct QuerySource {
     /// Names file from gen-zones (`name known|unknown`); queries are drawn by --mix.
     #[arg(long, conflicts_with = "queries")]
     names: Option<PathBuf>,
-    /// Query file (`name TYPE [NOERROR|NXDOMAIN|ANY]`), used as written.
+    /// Query file (`name TYPE [NOERROR|NXDOMAIN|ANY]`), asked in its order (letter case
+    /// re-randomised unless --no-random-case; no expectation: RCODE not checked).
     #[arg(long)]
     queries: Option<PathBuf>,
     /// Weights of the query kinds drawn from --names.
@@ -521,7 +522,7 @@ fn real_main() -> Result<ExitCode> {
             window,
             timeout,
         } => {
-            let window = secs(window, "--window")?;
+            let window = secs(window, "--window")?.max(Duration::from_millis(50));
             let deadline = std::time::Instant::now() + secs(timeout, "--timeout")?;
             loop {
                 let before = procfs::machine_cpu()?;

@@ -370,6 +370,16 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
         true,
     );
     push(
+        "  mean response size at max, bytes".into(),
+        per(&|s| {
+            res.med("max", s, |r| {
+                Some(r.mean_response_bytes).filter(|b| *b > 0.0)
+            })
+        }),
+        0,
+        true,
+    );
+    push(
         "single-core capacity, q/s (rate ÷ CPU share)".into(),
         per(&cpu("max", |c| c.capacity_qps)),
         0,

@@ -153,6 +153,9 @@ pub struct RunResult {
     /// Open loop only: queries the client could not send on schedule (no free ID, or the
     /// kernel refused them); they are not in `sent`.
     pub unsent: u64,
+    /// Mean size of the answered responses (DNS message, without UDP/IP headers).
+    #[serde(default)]
+    pub mean_response_bytes: f64,
     pub sent_qps: f64,
     /// Answered queries per second (right or wrong).
     pub qps: f64,
@@ -222,8 +225,8 @@ impl RunResult {
         }
         let _ = writeln!(
             s,
-            "rate        {:.0} answered/s  ({:.0} sent/s)",
-            self.qps, self.sent_qps
+            "rate        {:.0} answered/s  ({:.0} sent/s); responses {:.0} bytes on average",
+            self.qps, self.sent_qps, self.mean_response_bytes
         );
         let l = &self.latency_us;
         let _ = writeln!(
