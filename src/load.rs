@@ -3,6 +3,8 @@
 //! Used alike by `check`, `export`, `serve` at start-up and every reload, so that all of them
 //! accept and reject exactly the same inputs.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
@@ -36,16 +38,21 @@ pub struct Loaded {
 
 impl Inputs {
     pub fn read(&self) -> Result<Loaded, LoadError> {
-        self.read_cached(&mut TemplateCache::default())
+        self.read_cached(&mut TemplateCache::default(), None)
     }
 
-    /// `read`, parsing only the template files changed since `cache` saw them.
-    pub fn read_cached(&self, cache: &mut TemplateCache) -> Result<Loaded, LoadError> {
+    /// `read`, parsing only the template files changed since `cache` saw them; `changed`, when
+    /// known, names every template file that may have changed (the others are not looked at).
+    pub fn read_cached(
+        &self,
+        cache: &mut TemplateCache,
+        changed: Option<&HashSet<OsString>>,
+    ) -> Result<Loaded, LoadError> {
         let settings = match &self.settings_file {
             Some(path) => Settings::load(path),
             None => Ok(Settings::default()),
         };
-        let templates = load_dir_cached(&self.zones_dir, cache);
+        let templates = load_dir_cached(&self.zones_dir, cache, changed);
         // Report the mistakes of both inputs together.
         match (settings, templates) {
             (Ok(settings), Ok(templates)) => Ok(Loaded {

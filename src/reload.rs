@@ -6,6 +6,8 @@
 //! and each response is built from exactly one snapshot. The SOA serial moves only when the
 //! content changed, and never backwards (see `zone::serial`).
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +26,7 @@ use crate::zone::serial::serial_for_now;
 
 /// A quiet period that ends a burst of file events (an editor's write-rename-chmod, a
 /// `git pull`, an rsync of many files).
-const DEBOUNCE_QUIET: Duration = Duration::from_millis(200);
+const DEBOUNCE_QUIET: Duration = Duration::from_millis(100);
 /// A burst that never goes quiet still reloads this long after its first event.
 const DEBOUNCE_MAX: Duration = Duration::from_secs(2);
 
@@ -88,13 +90,23 @@ impl Reloader {
     /// Re-reads everything and swaps in a new snapshot if the inputs are good and different.
     /// Blocking (file reads, compilation): call it off the async runtime's workers.
     pub fn reload(&self, trigger: &str) -> ReloadOutcome {
+        self.reload_changed(trigger, None)
+    }
+
+    /// `reload`, where `changed` (when known) names every template file that may have changed
+    /// since the last reload: the others are taken from the cache without even a `stat`.
+    pub fn reload_changed(
+        &self,
+        trigger: &str,
+        changed: Option<&HashSet<OsString>>,
+    ) -> ReloadOutcome {
         let mut cache = self
             .busy
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
         let current = self.snapshots.load_full();
-        let loaded = match self.inputs.read_cached(&mut cache) {
+        let loaded = match self.inputs.read_cached(&mut cache, changed) {
             Ok(loaded) => loaded,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
@@ -161,10 +173,26 @@ impl Reloader {
             events: mut rx,
         } = watch;
         loop {
-            tokio::select! {
-                event = rx.recv() => if event.is_none() { break },
+            let first_change = tokio::select! {
+                event = rx.recv() => match event {
+                    Some(change) => change,
+                    None => break,
+                },
                 _ = shutdown.cancelled() => break,
-            }
+            };
+            // The template files named by the burst's events; `None` when the watch lost track
+            // (queue overflow) and every file must be looked at.
+            let mut changed = Some(HashSet::new());
+            let note = |change: Change, changed: &mut Option<HashSet<OsString>>| match change {
+                Change::Template(name) => {
+                    if let Some(set) = changed.as_mut() {
+                        set.insert(name);
+                    }
+                }
+                Change::Settings => {}
+                Change::Rescan => *changed = None,
+            };
+            note(first_change, &mut changed);
             let first = Instant::now();
             loop {
                 let remaining = DEBOUNCE_MAX.saturating_sub(first.elapsed());
@@ -172,12 +200,15 @@ impl Reloader {
                     break;
                 }
                 match tokio::time::timeout(DEBOUNCE_QUIET.min(remaining), rx.recv()).await {
-                    Ok(Some(())) => continue,
+                    Ok(Some(change)) => note(change, &mut changed),
                     _ => break,
                 }
             }
             let reloader = self.clone();
-            let _ = tokio::task::spawn_blocking(move || reloader.reload("file change")).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                reloader.reload_changed("file change", changed.as_ref())
+            })
+            .await;
         }
         drop(watcher);
     }
@@ -188,32 +219,55 @@ impl Reloader {
 /// inputs are first read, so that no change made while the server starts is missed.
 pub struct InputWatch {
     watcher: notify::RecommendedWatcher,
-    events: mpsc::UnboundedReceiver<()>,
+    events: mpsc::UnboundedReceiver<Change>,
+}
+
+/// What a file event means for the next reload.
+#[derive(Debug)]
+enum Change {
+    /// This template file (by name) was written, created, renamed or removed.
+    Template(OsString),
+    /// The settings file changed (it is re-read on every reload anyway).
+    Settings,
+    /// Events were lost: look at every file.
+    Rescan,
 }
 
 impl InputWatch {
     pub fn start(inputs: &Inputs) -> notify::Result<InputWatch> {
-        let (tx, events) = mpsc::unbounded_channel::<()>();
+        let (tx, events) = mpsc::unbounded_channel::<Change>();
         let settings_file = inputs.settings_file.clone();
-        let relevant = {
+        let classify = {
             let settings_file = settings_file.clone();
             let zones_dir = canonical(&inputs.zones_dir);
-            move |path: &Path| {
-                (path.parent() == Some(zones_dir.as_path()) && is_template_file(path))
-                    || settings_file
-                        .as_ref()
-                        .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
+            move |path: &Path| -> Option<Change> {
+                if path.parent() == Some(zones_dir.as_path()) && is_template_file(path) {
+                    return path.file_name().map(|n| Change::Template(n.to_os_string()));
+                }
+                settings_file
+                    .as_ref()
+                    .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
+                    .then_some(Change::Settings)
             }
         };
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
-                    if event.kind.is_access() {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(_) => {
+                        let _ = tx.send(Change::Rescan);
                         return;
                     }
-                    if event.paths.iter().any(|p| relevant(p)) {
-                        let _ = tx.send(());
-                    }
+                };
+                if event.need_rescan() {
+                    let _ = tx.send(Change::Rescan);
+                    return;
+                }
+                if event.kind.is_access() {
+                    return;
+                }
+                for change in event.paths.iter().filter_map(|p| classify(p)) {
+                    let _ = tx.send(change);
                 }
             })?;
         watcher.watch(&canonical(&inputs.zones_dir), RecursiveMode::NonRecursive)?;

@@ -538,11 +538,17 @@ pub struct TemplateCache {
 
 /// Reads and validates every template in `dir` (not recursive).
 pub fn load_dir(dir: &Path) -> Result<TemplateSet, SourceErrors> {
-    load_dir_cached(dir, &mut TemplateCache::default())
+    load_dir_cached(dir, &mut TemplateCache::default(), None)
 }
 
-/// `load_dir`, reusing the parsed templates of files unchanged since the cache saw them.
-pub fn load_dir_cached(dir: &Path, cache: &mut TemplateCache) -> Result<TemplateSet, SourceErrors> {
+/// `load_dir`, reusing the parsed templates of files unchanged since the cache saw them. With
+/// `changed` (file names a watch reported), files not named there are taken from the cache
+/// without a `stat`; without it, every file's stamp is checked.
+pub fn load_dir_cached(
+    dir: &Path,
+    cache: &mut TemplateCache,
+    changed: Option<&std::collections::HashSet<std::ffi::OsString>>,
+) -> Result<TemplateSet, SourceErrors> {
     let whole_dir = |message: String| SourceError {
         file: dir.to_path_buf(),
         line: 0,
@@ -558,13 +564,7 @@ pub fn load_dir_cached(dir: &Path, cache: &mut TemplateCache) -> Result<Template
         })?;
         let path = entry.path();
         if is_template_file(&path) {
-            // Stat relative to the open directory (no path walk per file), following a
-            // symbolic link only when there is one.
-            let metadata = match entry.metadata() {
-                Ok(m) if m.file_type().is_symlink() => std::fs::metadata(&path),
-                other => other,
-            };
-            paths.push((path, metadata));
+            paths.push((path, entry));
         }
     }
     // One directory: byte order of the whole path is file-name order, and cheap.
@@ -572,7 +572,20 @@ pub fn load_dir_cached(dir: &Path, cache: &mut TemplateCache) -> Result<Template
     let mut parsed = Vec::with_capacity(paths.len());
     let mut errors = Vec::new();
     let mut fresh = HashMap::with_capacity_and_hasher(paths.len(), Default::default());
-    for (path, metadata) in paths {
+    for (path, entry) in paths {
+        if changed.is_some_and(|names| !names.contains(&entry.file_name())) {
+            if let Some((stamp, template)) = cache.entries.remove(&path) {
+                parsed.push(Ok(Arc::clone(&template)));
+                fresh.insert(path, (stamp, template));
+                continue;
+            }
+        }
+        // Stat relative to the open directory (no path walk per file), following a symbolic
+        // link only when there is one.
+        let metadata = match entry.metadata() {
+            Ok(m) if m.file_type().is_symlink() => std::fs::metadata(&path),
+            other => other,
+        };
         // A file deleted between listing and reading is a half-finished change: the whole set
         // is rejected and the next event brings a consistent view.
         let unreadable = |e: std::io::Error| SourceError {
@@ -886,21 +899,38 @@ weight = 1
         std::fs::write(dir.join("a.toml"), text("01", "aa")).unwrap();
         std::fs::write(dir.join("b.toml"), text("02", "bb")).unwrap();
         let mut cache = TemplateCache::default();
-        let first = load_dir_cached(&dir, &mut cache).unwrap();
+        let first = load_dir_cached(&dir, &mut cache, None).unwrap();
         assert_eq!(first.templates.len(), 2);
         // Same size, new content: seen.
         std::fs::write(dir.join("a.toml"), text("01", "cc")).unwrap();
-        let second = load_dir_cached(&dir, &mut cache).unwrap();
+        let second = load_dir_cached(&dir, &mut cache, None).unwrap();
         assert_eq!(second.templates[0].bootstrap[0].uri, "coaps://cc.example");
         assert_eq!(second.templates[1], first.templates[1]);
         // Deleted: gone. A broken file: rejected, and not cached.
         std::fs::remove_file(dir.join("b.toml")).unwrap();
         std::fs::write(dir.join("c.toml"), "mcc = \"26\"\n").unwrap();
-        assert!(load_dir_cached(&dir, &mut cache).is_err());
+        assert!(load_dir_cached(&dir, &mut cache, None).is_err());
         std::fs::remove_file(dir.join("c.toml")).unwrap();
-        let third = load_dir_cached(&dir, &mut cache).unwrap();
+        let third = load_dir_cached(&dir, &mut cache, None).unwrap();
         assert_eq!(third.templates.len(), 1);
         assert_eq!(third, load_dir(&dir).unwrap());
+        // With the names a watch reported, only those files are looked at.
+        std::fs::write(dir.join("a.toml"), text("01", "dd")).unwrap();
+        let none = std::collections::HashSet::new();
+        let fourth = load_dir_cached(&dir, &mut cache, Some(&none)).unwrap();
+        assert_eq!(fourth.templates[0].bootstrap[0].uri, "coaps://cc.example");
+        let named = std::collections::HashSet::from([std::ffi::OsString::from("a.toml")]);
+        let fifth = load_dir_cached(&dir, &mut cache, Some(&named)).unwrap();
+        assert_eq!(fifth.templates[0].bootstrap[0].uri, "coaps://dd.example");
+        // A new file is read even when not named (it is not in the cache).
+        std::fs::write(dir.join("e.toml"), text("05", "ee")).unwrap();
+        assert_eq!(
+            load_dir_cached(&dir, &mut cache, Some(&none))
+                .unwrap()
+                .templates
+                .len(),
+            2
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -106,7 +106,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         None
     };
     let mut cache = TemplateCache::default();
-    let loaded = options.inputs.read_cached(&mut cache)?;
+    let loaded = options.inputs.read_cached(&mut cache, None)?;
     let zone = loaded.build(serial_for_now(0))?;
     let mut server_settings = loaded.settings.server.clone();
     let running = server_settings.clone();
