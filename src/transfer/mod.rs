@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DEFAULT_MAX_UDP_PAYLOAD;
 use crate::reload::Reloader;
+use crate::wire::query::skip_name;
 use crate::wire::query::{
     parse, LowerName, Query, CLASS_IN, FLAG_RD, OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR,
 };
@@ -298,19 +299,6 @@ fn ixfr_serial(query: &Query<'_>, question_len: usize) -> Option<u32> {
     Some(u32::from_be_bytes([
         serial[0], serial[1], serial[2], serial[3],
     ]))
-}
-
-fn skip_name(bytes: &[u8], mut pos: usize) -> Option<usize> {
-    for _ in 0..128 {
-        let len = *bytes.get(pos)?;
-        match len & 0xC0 {
-            0x00 if len == 0 => return Some(pos + 1),
-            0x00 => pos += 1 + len as usize,
-            0xC0 => return bytes.get(pos + 1).map(|_| pos + 2),
-            _ => return None,
-        }
-    }
-    None
 }
 
 /// `a >= b` in serial number arithmetic (RFC 1982).

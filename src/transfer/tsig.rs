@@ -22,6 +22,8 @@ use hickory_proto::rr::Name;
 use hmac::{Hmac, Mac};
 use sha2::{Sha224, Sha256, Sha384, Sha512};
 
+use crate::wire::query::skip_name;
+
 pub use crate::wire::query::{CLASS_ANY, TYPE_TSIG};
 /// Seconds of clock difference tolerated (RFC 8945 §10 recommends 300).
 pub const FUDGE: u16 = 300;
@@ -268,20 +270,6 @@ fn read_name(bytes: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
                 }
                 pos = target;
             }
-            _ => return None,
-        }
-    }
-    None
-}
-
-/// Skips a possibly compressed name.
-fn skip_name(bytes: &[u8], mut pos: usize) -> Option<usize> {
-    for _ in 0..128 {
-        let len = *bytes.get(pos)?;
-        match len & 0xC0 {
-            0x00 if len == 0 => return Some(pos + 1),
-            0x00 => pos += 1 + len as usize,
-            0xC0 => return bytes.get(pos + 1).map(|_| pos + 2),
             _ => return None,
         }
     }

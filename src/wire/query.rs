@@ -138,8 +138,8 @@ pub fn question_name(bytes: &[u8], lower: &mut LowerName) -> bool {
     bytes.len() >= 12 && read_qname(bytes, 12, lower).is_some()
 }
 
-/// Skips a possibly compressed name (in records after the question).
-fn skip_name(bytes: &[u8], mut pos: usize) -> Option<usize> {
+/// Skips a possibly compressed name (in records after the question); the offset after it.
+pub fn skip_name(bytes: &[u8], mut pos: usize) -> Option<usize> {
     for _ in 0..128 {
         let len = *bytes.get(pos)?;
         match len & 0xC0 {
