@@ -125,6 +125,19 @@ fn key_name(text: &str) -> Result<Name, String> {
     Ok(name.to_lowercase())
 }
 
+/// The value of `result`, or `None` after adding its message as an error of `entry`.
+fn report<T>(
+    errors: &mut Vec<SourceError>,
+    source: &Source<'_>,
+    entry: &Spanned<String>,
+    field: &str,
+    result: Result<T, String>,
+) -> Option<T> {
+    result
+        .map_err(|message| errors.push(source.error(Some(entry.span()), field, message)))
+        .ok()
+}
+
 /// Checks `[[tsig-key]]`, `[access] allow-transfer` and `notify`, adding every mistake to
 /// `errors`.
 pub fn validate(
@@ -230,19 +243,23 @@ pub fn validate(
                 continue;
             }
         };
-        let prefix = match prefix_text.map(parse_prefix).transpose() {
-            Ok(p) => p,
-            Err(message) => {
-                errors.push(source.error(Some(entry.span()), field, message));
-                continue;
-            }
+        let Some(prefix) = report(
+            errors,
+            source,
+            entry,
+            &field,
+            prefix_text.map(parse_prefix).transpose(),
+        ) else {
+            continue;
         };
-        let key = match key_text.map(known_key).transpose() {
-            Ok(k) => k,
-            Err(message) => {
-                errors.push(source.error(Some(entry.span()), field, message));
-                continue;
-            }
+        let Some(key) = report(
+            errors,
+            source,
+            entry,
+            &field,
+            key_text.map(known_key).transpose(),
+        ) else {
+            continue;
         };
         rules.push(TransferRule { prefix, key });
     }
@@ -266,19 +283,17 @@ pub fn validate(
                 continue;
             }
         };
-        let addr = match parse_target(addr_text) {
-            Ok(a) => a,
-            Err(message) => {
-                errors.push(source.error(Some(entry.span()), field, message));
-                continue;
-            }
+        let Some(addr) = report(errors, source, entry, &field, parse_target(addr_text)) else {
+            continue;
         };
-        let key = match key_text.map(known_key).transpose() {
-            Ok(k) => k,
-            Err(message) => {
-                errors.push(source.error(Some(entry.span()), field, message));
-                continue;
-            }
+        let Some(key) = report(
+            errors,
+            source,
+            entry,
+            &field,
+            key_text.map(known_key).transpose(),
+        ) else {
+            continue;
         };
         if addr.ip().is_unspecified() || addr.port() == 0 {
             errors.push(source.error(

@@ -288,11 +288,6 @@ impl NameTable {
         self.arena.shrink_to_fit();
         self
     }
-
-    /// Bytes held (for logs).
-    pub fn memory(&self) -> usize {
-        self.arena.capacity() + self.slots.len() * std::mem::size_of::<Slot>()
-    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ pub const CLASS_IN: u16 = 1;
 pub const CLASS_ANY: u16 = 255;
 
 pub const OPCODE_QUERY: u8 = 0;
-pub const OPCODE_NOTIFY: u8 = 4;
 
 /// The EDNS(0) parameters of a query (RFC 6891 §6.1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

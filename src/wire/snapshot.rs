@@ -13,12 +13,11 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, Query};
 use hickory_proto::rr::{Name, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::config::ServerSettings;
 use crate::plmn::Mcc;
 use crate::zone::lookup::{answer_at, Answer, Transport};
-use crate::zone::{mcc_of_wire, Nodes, Part, Zone};
+use crate::zone::{mcc_of_wire, wire_key, Nodes, Part, Zone};
 
 /// Hash-flooding resistant and fast: query names are chosen by whoever sends packets.
 type NameMap = NameTable;
@@ -40,15 +39,6 @@ pub struct Snapshot {
     /// RFC 2308 negative TTL), RDLENGTH and RDATA with uncompressed names.
     pub soa_tail: Box<[u8]>,
     pub max_udp_payload: u16,
-}
-
-/// Wire form of a name, lower case, uncompressed.
-pub fn wire_name(name: &Name) -> Box<[u8]> {
-    let lower = name.to_lowercase();
-    lower
-        .to_bytes()
-        .unwrap_or_else(|_| vec![0])
-        .into_boxed_slice()
 }
 
 /// Encodes an answer as a complete response to `question` (ID 0, RD/CD clear). Names are
@@ -95,8 +85,8 @@ fn soa_tail(zone: &Zone) -> Box<[u8]> {
     if let Some(soa) = zone.soa() {
         let mut rdata = Vec::new();
         if let hickory_proto::rr::RData::SOA(s) = &soa.data {
-            rdata.extend_from_slice(&wire_name(&s.mname));
-            rdata.extend_from_slice(&wire_name(&s.rname));
+            rdata.extend_from_slice(&wire_key(&s.mname));
+            rdata.extend_from_slice(&wire_key(&s.rname));
             for v in [
                 s.serial,
                 s.refresh as u32,
@@ -188,7 +178,7 @@ impl Snapshot {
             parts.insert(mcc, done);
         }
         Snapshot {
-            apex_wire: wire_name(zone.apex()),
+            apex_wire: wire_key(zone.apex()),
             soa_tail: soa_tail(&zone),
             apex_names,
             parts,
