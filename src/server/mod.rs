@@ -228,7 +228,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     });
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
-        let _ = worker.join();
+        worker.stop();
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     tracing::info!("stopped");

@@ -2,8 +2,9 @@
 //! socket, moving packets in batches with `recvmmsg`/`sendmmsg`.
 //!
 //! This is where the server spends its life, so it allocates nothing per packet: buffers are
-//! allocated once per thread, the snapshot is loaded once per batch (an `ArcSwap` guard, no
-//! lock), and the responder writes into reused vectors. Threads block in the kernel; a receive
+//! allocated once per thread, the snapshot is looked at once per batch (a cached `Arc`,
+//! checked against the `ArcSwap` with one atomic load, no lock), and the responder writes into
+//! reused vectors. Threads block in the kernel; a receive
 //! timeout lets them notice shutdown without busy-polling (measured to burn CPU).
 
 use std::io;
@@ -15,10 +16,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::wire::names::NameTable;
+use crate::wire::names::hash_name;
 use crate::wire::query::{question_name, LowerName};
 use crate::wire::{Responder, Snapshot, Verdict};
 use crate::zone::Transport;
@@ -30,8 +31,6 @@ use super::access::QueryAcl;
 const BATCH: usize = 64;
 /// Largest query we read; EDNS queries are small, but a TSIG-signed one may be larger.
 const RECV_BUFFER: usize = 4096;
-/// How often a blocked worker wakes to check for shutdown.
-const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
 
 /// Creates a bound UDP socket with `SO_REUSEPORT`, so several threads can each own one.
 pub fn bind(addr: SocketAddr) -> io::Result<Socket> {
@@ -41,12 +40,28 @@ pub fn bind(addr: SocketAddr) -> io::Result<Socket> {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_port(true)?;
-    socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
     // Room for bursts: a larger receive queue trades memory for fewer drops under load.
     let _ = socket.set_recv_buffer_size(4 << 20);
     let _ = socket.set_send_buffer_size(4 << 20);
     socket.bind(&SockAddr::from(addr))?;
     Ok(socket)
+}
+
+/// A running UDP worker, with a second handle on its socket to wake it for shutdown.
+pub struct Worker {
+    thread: JoinHandle<()>,
+    socket: Socket,
+}
+
+impl Worker {
+    /// Wakes the worker, which must find the stop flag set, and waits for it to finish.
+    pub fn stop(self) {
+        // On Linux, shutting down reading wakes a receiver blocked on the socket, and every
+        // receive then returns at once, empty. (An unconnected UDP socket reports ENOTCONN
+        // but is shut down all the same.)
+        let _ = self.socket.shutdown(std::net::Shutdown::Read);
+        let _ = self.thread.join();
+    }
 }
 
 /// Starts a worker thread answering on `socket`.
@@ -57,10 +72,15 @@ pub fn spawn_worker(
     acl: Arc<ArcSwap<QueryAcl>>,
     stop: Arc<AtomicBool>,
     log_queries: bool,
-) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
+) -> io::Result<Worker> {
+    let waker = socket.try_clone()?;
+    let thread = std::thread::Builder::new()
         .name(name)
-        .spawn(move || run(socket, &snapshots, &acl, &stop, log_queries))
+        .spawn(move || run(socket, snapshots, acl, &stop, log_queries))?;
+    Ok(Worker {
+        thread,
+        socket: waker,
+    })
 }
 
 struct Batch {
@@ -143,11 +163,16 @@ fn source_ip(storage: &libc::sockaddr_storage) -> Option<std::net::IpAddr> {
 
 fn run(
     socket: Socket,
-    snapshots: &ArcSwap<Snapshot>,
-    acl: &ArcSwap<QueryAcl>,
+    snapshots: Arc<ArcSwap<Snapshot>>,
+    acl: Arc<ArcSwap<QueryAcl>>,
     stop: &AtomicBool,
     log_queries: bool,
 ) {
+    // Caches: between reloads, a batch's look at the current snapshot and access list is
+    // one pointer comparison each (no debt-list traffic), which counts when a worker wakes
+    // for a single packet.
+    let mut snapshots = Cache::new(snapshots);
+    let mut acl = Cache::new(acl);
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
     batch.wire();
@@ -166,7 +191,10 @@ fn run(
                 std::ptr::null_mut(),
             )
         };
-        if received <= 0 {
+        if received == 0 {
+            continue;
+        }
+        if received < 0 {
             let error = io::Error::last_os_error();
             match error.kind() {
                 io::ErrorKind::WouldBlock
@@ -180,11 +208,11 @@ fn run(
             continue;
         }
         used = received as usize;
-        let snapshot = snapshots.load();
-        let acl = acl.load();
-        let mut located = [None; BATCH];
+        let snapshot: &Snapshot = snapshots.load();
+        let acl: &QueryAcl = acl.load();
+        let mut hashes = [0u64; BATCH];
         let mut lowered = [false; BATCH];
-        prefetch_answers(&snapshot, &mut batch, used, &mut located, &mut lowered);
+        prefetch_answers(snapshot, &mut batch, used, &mut hashes, &mut lowered);
         let mut to_send = 0;
         for i in 0..received as usize {
             let len = batch.recv_hdrs[i].msg_len as usize;
@@ -192,22 +220,15 @@ fn run(
             let out = &mut batch.send_bufs[to_send];
             let verdict = if acl.allows_all() && lowered[i] {
                 let lower = &mut batch.names[i];
-                responder.respond_prepared(
-                    &snapshot,
-                    packet,
-                    Transport::Udp,
-                    out,
-                    lower,
-                    located[i],
-                )
+                responder.respond_prepared(snapshot, packet, Transport::Udp, out, lower, hashes[i])
             } else if acl.allows_all() {
-                responder.respond(&snapshot, packet, Transport::Udp, out)
+                responder.respond(snapshot, packet, Transport::Udp, out)
             } else {
                 match source_ip(&batch.addrs[i]) {
                     Some(ip) if acl.allows(ip) => {
-                        responder.respond(&snapshot, packet, Transport::Udp, out)
+                        responder.respond(snapshot, packet, Transport::Udp, out)
                     }
-                    _ => responder.refuse(&snapshot, packet, out),
+                    _ => responder.refuse(snapshot, packet, out),
                 }
             };
             if log_queries {
@@ -231,31 +252,30 @@ fn run(
     }
 }
 
-/// Starts loading, for every packet of the batch, the table slot and then the bytes of its
+/// Starts loading, for every packet of the batch, the index slot and then the bytes of its
 /// answer, so that the cache misses of a whole batch overlap (each alone costs more than the
 /// rest of the answer's work).
-fn prefetch_answers<'s>(
-    snapshot: &'s Snapshot,
+fn prefetch_answers(
+    snapshot: &Snapshot,
     batch: &mut Batch,
     used: usize,
-    located: &mut [Option<(&'s NameTable, u64)>; BATCH],
+    hashes: &mut [u64; BATCH],
     lowered: &mut [bool; BATCH],
 ) {
+    let index = snapshot.index();
     for i in 0..used {
         let len = (batch.recv_hdrs[i].msg_len as usize).min(RECV_BUFFER);
-        located[i] = None;
         let name = &mut batch.names[i];
         lowered[i] = question_name(&batch.recv_bufs[i][..len], name);
         if lowered[i] {
-            if let Some(table) = snapshot.table(name.as_slice()) {
-                let hash = table.hash(name.as_slice());
-                table.prefetch_slot(hash);
-                located[i] = Some((table, hash));
-            }
+            hashes[i] = hash_name(name.as_slice());
+            index.prefetch_slot(hashes[i]);
         }
     }
-    for (table, hash) in located[..used].iter().flatten() {
-        table.prefetch_node(*hash);
+    for i in 0..used {
+        if lowered[i] {
+            index.prefetch_node(hashes[i]);
+        }
     }
 }
 

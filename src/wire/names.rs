@@ -1,18 +1,26 @@
-//! A compact, read-only table from lower-case wire names to their prebuilt answers.
+//! A compact, read-only index from lower-case wire names to their prebuilt answers.
 //!
-//! Every node of a zone part lives in one byte arena: its key, a small index of its answers and
-//! the answer bytes themselves, back to back. The hash table is an open-addressing array of
-//! (hash tag, 32-bit arena offset) slots. A look-up therefore touches one slot and one
-//! contiguous run of bytes (no chain of pointers to separately allocated keys, vectors and
-//! boxes): two cache misses at most, and the UDP path prefetches both for a whole batch of
-//! packets before answering any, so the misses overlap instead of adding up. Memory is little
-//! more than the answer bytes.
+//! Each zone part (one MCC, or the apex) is compiled into one byte arena: every node's key, a
+//! small index of its answers and the answer bytes themselves, back to back ([`PartNames`]).
+//! A snapshot puts the names of all its parts into one open-addressing table of packed
+//! 8-byte slots (hash tag, part, arena offset: [`NameIndex`]). A look-up therefore touches one
+//! slot and one contiguous run of bytes, and nothing between them: no per-MCC map, no pointer
+//! to a separately allocated table. That matters most at moderate rates, when a worker wakes
+//! for one or two packets with cold caches and TLB (in a VM each TLB miss is a nested page
+//! walk): every distinct page a query touches costs. The UDP path prefetches slot then node
+//! for a whole batch before answering any, so that under load the misses overlap.
+//!
+//! Names are hashed with one process-wide keyed hasher, so a part's hashes stay valid in
+//! every snapshot that reuses the part, and the index is rebuilt from them on reload without
+//! rehashing.
 //!
 //! Node layout at its offset:
 //! `key_len u8 | key | count u8 | has_any_tcp u8 | entries | blobs`, where each entry is
 //! `qtype u16 | full_len u16 | trimmed_len u16` (little endian; `trimmed_len` 0 means "no
 //! variant without additional records"), the ANY-over-TCP entry last with qtype 0, and the
 //! blobs are each entry's full answer followed by its trimmed variant.
+
+use std::sync::{Arc, OnceLock};
 
 /// A prebuilt response and, when it has additional records, the same without them (used when
 /// the full one does not fit the client's size limit: RFC 2181 §9 lets additional data go).
@@ -100,130 +108,35 @@ impl<'a> NodeAnswers<'a> {
     }
 }
 
-/// One table slot: the upper half of the name's hash (to skip most key comparisons) and the
-/// node's arena offset; `EMPTY` marks a free slot.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    tag: u32,
-    offset: u32,
+/// The keyed hasher of every name table: random per process (query names are chosen by
+/// whoever sends packets, so the keys must be unknown to them), fixed for its life.
+fn hasher() -> &'static ahash::RandomState {
+    static HASHER: OnceLock<ahash::RandomState> = OnceLock::new();
+    HASHER.get_or_init(ahash::RandomState::new)
 }
 
-const EMPTY: u32 = u32::MAX;
+/// The hash of a lower-case wire name, as the index uses it.
+#[inline]
+pub fn hash_name(key: &[u8]) -> u64 {
+    hasher().hash_one(key)
+}
 
-/// The table. Filled with `insert`, then `finish`ed; read-only after that.
+/// The compiled names of one zone part: the arena and each name's (hash, offset).
 #[derive(Default)]
-pub struct NameTable {
-    slots: Box<[Slot]>,
+pub struct PartNames {
+    arena: Arc<[u8]>,
+    names: Box<[(u64, u32)]>,
+}
+
+/// Collects a part's names and answers into an arena.
+#[derive(Default)]
+pub struct PartNamesBuilder {
     arena: Vec<u8>,
-    hasher: ahash::RandomState,
-    /// (hash, offset) of inserted names until `finish` lays out the slots.
-    pending: Vec<(u64, u32)>,
-    len: usize,
+    names: Vec<(u64, u32)>,
 }
 
-/// Asks the CPU to start loading a cache line; never faults, whatever the address.
-#[inline(always)]
-fn prefetch(ptr: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint without architectural effect; SSE is baseline on x86_64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
-
-impl NameTable {
-    fn key_at(arena: &[u8], offset: u32) -> &[u8] {
-        let offset = offset as usize;
-        let len = arena.get(offset).copied().unwrap_or(0) as usize;
-        arena.get(offset + 1..offset + 1 + len).unwrap_or_default()
-    }
-
-    pub fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
-    fn home(&self, hash: u64) -> usize {
-        (hash as usize) & (self.slots.len().wrapping_sub(1))
-    }
-
-    /// The arena offset of `key`, probing from its home slot.
-    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let tag = (hash >> 32) as u32;
-        let mut index = self.home(hash);
-        for _ in 0..self.slots.len() {
-            let slot = self.slots[index];
-            if slot.offset == EMPTY {
-                return None;
-            }
-            if slot.tag == tag && Self::key_at(&self.arena, slot.offset) == key {
-                return Some(slot.offset as usize);
-            }
-            index = (index + 1) & mask;
-        }
-        None
-    }
-
-    /// First step of a batched look-up: start loading the home slot of `hash`.
-    #[inline]
-    pub fn prefetch_slot(&self, hash: u64) {
-        if let Some(slot) = self.slots.get(self.home(hash)) {
-            prefetch((slot as *const Slot).cast());
-        }
-    }
-
-    /// Second step: with the slot at hand, start loading the node's first bytes.
-    #[inline]
-    pub fn prefetch_node(&self, hash: u64) {
-        let tag = (hash >> 32) as u32;
-        if let Some(slot) = self.slots.get(self.home(hash)) {
-            if slot.tag == tag && slot.offset != EMPTY {
-                let start = slot.offset as usize;
-                if let Some(bytes) = self.arena.get(start..) {
-                    prefetch(bytes.as_ptr());
-                    prefetch(bytes.as_ptr().wrapping_add(64));
-                    prefetch(bytes.as_ptr().wrapping_add(128));
-                }
-            }
-        }
-    }
-
-    pub fn get(&self, key: &[u8]) -> Option<NodeAnswers<'_>> {
-        self.get_hashed(self.hash(key), key)
-    }
-
-    /// `get` with the key's hash already computed (by `hash`).
-    pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<NodeAnswers<'_>> {
-        let offset = self.find(hash, key)?;
-        let header = offset + 1 + key.len();
-        let count = *self.arena.get(header)? as usize;
-        let has_any_tcp = *self.arena.get(header + 1)? != 0;
-        let entry_count = count + has_any_tcp as usize;
-        let entries_start = header + 2;
-        let blobs_start = entries_start + entry_count * ENTRY;
-        Some(NodeAnswers {
-            entries: self.arena.get(entries_start..blobs_start)?,
-            blobs: self.arena.get(blobs_start..)?,
-            count,
-            has_any_tcp,
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Adds a name (not yet findable: `finish` lays out the table). Keys are wire names (at
-    /// most 255 octets); answers at most 65,535 octets.
+impl PartNamesBuilder {
+    /// Adds a name. Keys are wire names (at most 255 octets); answers at most 65,535 octets.
     pub fn insert(
         &mut self,
         key: &[u8],
@@ -256,37 +169,183 @@ impl NameTable {
                 self.arena.extend_from_slice(t);
             }
         }
-        let hash = self.hasher.hash_one(key);
-        self.pending.push((hash, offset));
+        self.names.push((hash_name(key), offset));
     }
 
-    /// Lays out the slots (at most half full, so probes stay short) and trims spare capacity.
-    pub fn finish(mut self) -> Self {
-        let size = (self.pending.len() * 2).next_power_of_two().max(8);
-        let mut slots = vec![
-            Slot {
-                tag: 0,
-                offset: EMPTY
-            };
-            size
-        ]
-        .into_boxed_slice();
-        let mask = size - 1;
-        for &(hash, offset) in &self.pending {
-            let mut index = (hash as usize) & mask;
-            while slots[index].offset != EMPTY {
-                index = (index + 1) & mask;
-            }
-            slots[index] = Slot {
-                tag: (hash >> 32) as u32,
-                offset,
-            };
+    pub fn finish(self) -> PartNames {
+        PartNames {
+            arena: self.arena.into(),
+            names: self.names.into_boxed_slice(),
         }
-        self.len = self.pending.len();
-        self.pending = Vec::new();
-        self.slots = slots;
-        self.arena.shrink_to_fit();
-        self
+    }
+}
+
+impl PartNames {
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One slot, packed: tag (the hash's top 16 bits, to skip most key comparisons) | part | arena
+/// offset. Eight slots share a cache line.
+const EMPTY: u64 = u64::MAX;
+const NO_PART: u64 = 0xFFFF;
+
+fn pack(hash: u64, part: usize, offset: u32) -> u64 {
+    (hash & 0xFFFF_0000_0000_0000) | ((part as u64) << 32) | offset as u64
+}
+
+fn tag_of(hash: u64) -> u64 {
+    hash >> 48
+}
+
+/// The names of every part of a snapshot in one table. Read-only once built.
+#[derive(Default)]
+pub struct NameIndex {
+    slots: Box<[u64]>,
+    /// Each part's arena, by the part number in the slots.
+    arenas: Box<[Arc<[u8]>]>,
+    len: usize,
+}
+
+/// Asks the CPU to start loading a cache line; never faults, whatever the address.
+#[inline(always)]
+fn prefetch(ptr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint without architectural effect; SSE is baseline on x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+impl NameIndex {
+    /// Lays out the slots for `parts` (at most half full, so probes stay short). Part numbers
+    /// are positions in `parts`; more than 65,535 parts cannot happen (one per MCC and the
+    /// apex) and any beyond are left out.
+    pub fn build(parts: &[&PartNames]) -> NameIndex {
+        let parts = &parts[..parts.len().min(NO_PART as usize)];
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let size = (len * 2).next_power_of_two().max(8);
+        let mut slots = vec![EMPTY; size].into_boxed_slice();
+        let mask = size - 1;
+        for (number, part) in parts.iter().enumerate() {
+            for &(hash, offset) in part.names.iter() {
+                let mut index = (hash as usize) & mask;
+                while slots[index] != EMPTY {
+                    index = (index + 1) & mask;
+                }
+                slots[index] = pack(hash, number, offset);
+            }
+        }
+        NameIndex {
+            slots,
+            arenas: parts.iter().map(|p| p.arena.clone()).collect(),
+            len,
+        }
+    }
+
+    fn key_at(arena: &[u8], offset: usize) -> &[u8] {
+        let len = arena.get(offset).copied().unwrap_or(0) as usize;
+        arena.get(offset + 1..offset + 1 + len).unwrap_or_default()
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        (hash as usize) & (self.slots.len().wrapping_sub(1))
+    }
+
+    /// The arena and offset of `key`, probing from its home slot.
+    #[inline]
+    fn find(&self, hash: u64, key: &[u8]) -> Option<(&[u8], usize)> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let tag = tag_of(hash);
+        let mut index = self.home(hash);
+        for _ in 0..self.slots.len() {
+            let slot = self.slots[index];
+            if slot == EMPTY {
+                return None;
+            }
+            if tag_of(slot) == tag {
+                let arena = self.arena_of(slot)?;
+                let offset = slot as u32 as usize;
+                if Self::key_at(arena, offset) == key {
+                    return Some((arena, offset));
+                }
+            }
+            index = (index + 1) & mask;
+        }
+        None
+    }
+
+    #[inline]
+    fn arena_of(&self, slot: u64) -> Option<&[u8]> {
+        self.arenas
+            .get(((slot >> 32) & NO_PART) as usize)
+            .map(|a| &a[..])
+    }
+
+    /// First step of a batched look-up: start loading the home slot of `hash`.
+    #[inline]
+    pub fn prefetch_slot(&self, hash: u64) {
+        if let Some(slot) = self.slots.get(self.home(hash)) {
+            prefetch((slot as *const u64).cast());
+        }
+    }
+
+    /// Second step: with the slot at hand, start loading the node's first bytes.
+    #[inline]
+    pub fn prefetch_node(&self, hash: u64) {
+        let Some(&slot) = self.slots.get(self.home(hash)) else {
+            return;
+        };
+        if slot == EMPTY || tag_of(slot) != tag_of(hash) {
+            return;
+        }
+        if let Some(bytes) = self
+            .arena_of(slot)
+            .and_then(|a| a.get(slot as u32 as usize..))
+        {
+            prefetch(bytes.as_ptr());
+            prefetch(bytes.as_ptr().wrapping_add(64));
+            prefetch(bytes.as_ptr().wrapping_add(128));
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<NodeAnswers<'_>> {
+        self.get_hashed(hash_name(key), key)
+    }
+
+    /// `get` with the key's hash already computed (by [`hash_name`]).
+    #[inline]
+    pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<NodeAnswers<'_>> {
+        let (arena, offset) = self.find(hash, key)?;
+        let header = offset + 1 + key.len();
+        let count = *arena.get(header)? as usize;
+        let has_any_tcp = *arena.get(header + 1)? != 0;
+        let entry_count = count + has_any_tcp as usize;
+        let entries_start = header + 2;
+        let blobs_start = entries_start + entry_count * ENTRY;
+        Some(NodeAnswers {
+            entries: arena.get(entries_start..blobs_start)?,
+            blobs: arena.get(blobs_start..)?,
+            count,
+            has_any_tcp,
+        })
+    }
+
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -302,28 +361,30 @@ mod tests {
     }
 
     #[test]
-    fn stores_and_finds_every_answer() {
-        let mut table = NameTable::default();
+    fn stores_and_finds_every_answer_across_parts() {
+        let mut first = PartNamesBuilder::default();
         let a = prebuilt(1, 40, None);
         let srv = prebuilt(2, 90, Some(50));
         let any = prebuilt(3, 200, None);
-        table.insert(
+        first.insert(
             b"\x03bsf\x00",
             &[(1, a.clone()), (33, srv.clone())],
             Some(&any),
         );
-        table.insert(b"\x03ent\x00", &[], None);
+        first.insert(b"\x03ent\x00", &[], None);
+        let mut second = PartNamesBuilder::default();
         for i in 0..1000u32 {
             let key = format!("\x04n{i:03}\x00");
-            table.insert(
+            second.insert(
                 key.as_bytes(),
                 &[(16, prebuilt(9, 10 + (i % 7) as usize, None))],
                 None,
             );
         }
-        let table = table.finish();
-        assert_eq!(table.len(), 1002);
-        let node = table.get(b"\x03bsf\x00").unwrap();
+        let (first, second) = (first.finish(), second.finish());
+        let index = NameIndex::build(&[&first, &second]);
+        assert_eq!(index.len(), 1002);
+        let node = index.get(b"\x03bsf\x00").unwrap();
         assert_eq!(node.answer(1).unwrap().full, &a.full[..]);
         let s = node.answer(33).unwrap();
         assert_eq!(
@@ -336,10 +397,33 @@ mod tests {
         assert!(node.answer(28).is_none());
         assert_eq!(node.first().unwrap().full, &a.full[..]);
         assert_eq!(node.any_tcp().unwrap().full, &any.full[..]);
-        let ent = table.get(b"\x03ent\x00").unwrap();
+        let ent = index.get(b"\x03ent\x00").unwrap();
         assert!(ent.is_empty() && ent.first().is_none() && ent.any_tcp().is_none());
-        assert!(table.get(b"\x03nop\x00").is_none());
-        let n = table.get(b"\x04n999\x00").unwrap();
-        assert_eq!(n.answer(16).unwrap().full.len(), 10 + 999 % 7);
+        assert!(index.get(b"\x03nop\x00").is_none());
+        for i in [0u32, 1, 500, 999] {
+            let n = index.get(format!("\x04n{i:03}\x00").as_bytes()).unwrap();
+            assert_eq!(n.answer(16).unwrap().full.len(), 10 + (i % 7) as usize);
+        }
+        // The same parts give the same answers in a second index (hashes are reused).
+        let again = NameIndex::build(&[&second]);
+        assert!(again.get(b"\x03bsf\x00").is_none());
+        assert_eq!(
+            again
+                .get(b"\x04n042\x00")
+                .unwrap()
+                .answer(16)
+                .unwrap()
+                .full
+                .len(),
+            10
+        );
+    }
+
+    #[test]
+    fn empty_index_finds_nothing() {
+        let index = NameIndex::build(&[]);
+        assert!(index.is_empty() && index.get(b"\x00").is_none());
+        index.prefetch_slot(hash_name(b"\x00"));
+        index.prefetch_node(hash_name(b"\x00"));
     }
 }

@@ -16,7 +16,7 @@ use hickory_proto::op::Query as HickoryQuery;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::names::{NameTable, Prebuilt};
+use super::names::Prebuilt;
 use super::query::{
     parse, parse_with, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD,
     FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
@@ -101,8 +101,8 @@ impl Responder {
     }
 
     /// As `respond`, for a packet whose question name the caller already read into `lower`
-    /// (`query::question_name`), with its table and hash when known: the UDP path works them
-    /// out ahead for a whole batch, to prefetch, and they are not computed again here.
+    /// (`query::question_name`) and hashed (`names::hash_name`): the UDP path does both ahead
+    /// for a whole batch, to prefetch, and they are not done again here.
     pub fn respond_prepared(
         &mut self,
         snapshot: &Snapshot,
@@ -110,9 +110,9 @@ impl Responder {
         transport: Transport,
         out: &mut Vec<u8>,
         lower: &mut LowerName,
-        located: Option<(&NameTable, u64)>,
+        hash: u64,
     ) -> Verdict {
-        answer(snapshot, packet, transport, out, lower, true, located)
+        answer(snapshot, packet, transport, out, lower, true, Some(hash))
     }
 }
 
@@ -125,7 +125,7 @@ fn answer(
     out: &mut Vec<u8>,
     lower: &mut LowerName,
     prelowered: bool,
-    located: Option<(&NameTable, u64)>,
+    hash: Option<u64>,
 ) -> Verdict {
     {
         out.clear();
@@ -196,8 +196,8 @@ fn answer(
             return Verdict::Send;
         }
         let limit = size_limit(snapshot, transport, query.edns);
-        let node = match located {
-            Some((table, hash)) => table.get_hashed(hash, lower.as_slice()),
+        let node = match hash {
+            Some(hash) => snapshot.index().get_hashed(hash, lower.as_slice()),
             None => snapshot.node(lower.as_slice()),
         };
         match node {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::names::{NameTable, NodeAnswers, OwnedPrebuilt};
+use super::names::{NameIndex, NodeAnswers, OwnedPrebuilt, PartNames, PartNamesBuilder};
 use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, Query};
@@ -17,23 +17,22 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use crate::config::ServerSettings;
 use crate::plmn::Mcc;
 use crate::zone::lookup::{answer_at, Answer, Transport};
-use crate::zone::{mcc_of_wire, wire_key, Nodes, Part, Zone};
-
-/// Hash-flooding resistant and fast: query names are chosen by whoever sends packets.
-type NameMap = NameTable;
+use crate::zone::{wire_key, Nodes, Part, Zone};
 
 /// The compiled answers of one zone part, shared between snapshots while the part is
 /// unchanged.
 pub struct CompiledPart {
     part: Arc<Part>,
-    names: NameMap,
+    names: PartNames,
 }
 
 /// What the responder reads for every packet. Immutable; replaced whole on reload.
 pub struct Snapshot {
     pub zone: Arc<Zone>,
     pub apex_wire: Box<[u8]>,
-    apex_names: NameMap,
+    /// Every compiled name of the apex and all parts: what the packet path reads.
+    index: NameIndex,
+    /// The compiled parts, kept for the next snapshot to reuse.
     parts: HashMap<Mcc, Arc<CompiledPart>, ahash::RandomState>,
     /// The SOA record for negative answers minus its owner name: TYPE, CLASS, TTL (the
     /// RFC 2308 negative TTL), RDLENGTH and RDATA with uncompressed names.
@@ -107,8 +106,8 @@ fn soa_tail(zone: &Zone) -> Box<[u8]> {
 }
 
 /// Compiles the answers of `nodes` (the records of one part, or of the apex).
-fn compile_nodes(zone: &Zone, nodes: &Nodes) -> NameMap {
-    let mut names = NameMap::default();
+fn compile_nodes(zone: &Zone, nodes: &Nodes) -> PartNames {
+    let mut names = PartNamesBuilder::default();
     let mut answers = Vec::new();
     // Additional-section targets: this part's own names first, then the zone's kept records.
     let resolve = |name: &Name| nodes.get(name).or_else(|| zone.node(name));
@@ -144,7 +143,7 @@ impl Snapshot {
         server: &ServerSettings,
         previous: Option<&Snapshot>,
     ) -> Snapshot {
-        let mut compiled: Vec<(Mcc, Result<Arc<CompiledPart>, NameMap>)> = Vec::new();
+        let mut compiled: Vec<(Mcc, Result<Arc<CompiledPart>, PartNames>)> = Vec::new();
         for (mcc, part) in &zone.parts {
             let reusable = previous
                 .and_then(|s| s.parts.get(mcc))
@@ -177,27 +176,27 @@ impl Snapshot {
             };
             parts.insert(mcc, done);
         }
+        let mut all: Vec<&PartNames> = vec![&apex_names];
+        all.extend(parts.values().map(|p| &p.names));
+        let index = NameIndex::build(&all);
         Snapshot {
             apex_wire: wire_key(zone.apex()),
             soa_tail: soa_tail(&zone),
-            apex_names,
+            index,
             parts,
             zone: Arc::new(zone),
             max_udp_payload: server.max_udp_payload,
         }
     }
 
-    /// The table that holds (or would hold) a lower-case wire name.
-    pub fn table(&self, lower: &[u8]) -> Option<&NameTable> {
-        match mcc_of_wire(lower, self.apex_wire.len()) {
-            Some(mcc) => self.parts.get(&mcc).map(|p| &p.names),
-            None => Some(&self.apex_names),
-        }
+    /// The names the packet path looks up.
+    pub fn index(&self) -> &NameIndex {
+        &self.index
     }
 
     /// The compiled answers of a lower-case wire name.
     pub fn node(&self, lower: &[u8]) -> Option<NodeAnswers<'_>> {
-        self.table(lower)?.get(lower)
+        self.index.get(lower)
     }
 
     pub fn serial(&self) -> u32 {
