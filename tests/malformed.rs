@@ -113,3 +113,32 @@ fn random_and_mutated_packets_do_not_hurt() {
     );
     assert!(server.guard.log_text().find("panicked").is_none());
 }
+
+#[test]
+fn oversized_and_empty_datagrams_are_dropped() {
+    let server = Server::start(&bundled_zones(), None, &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A real query followed by 5,000 bytes of padding: larger than any query the server
+    // reads, so the kernel cuts it short, and what is left must not be answered as if whole.
+    let mut oversized = query_bytes("bsf.mnc460.mcc313.lwm2m.org.", RecordType::A, None);
+    oversized[0] = 0xEE;
+    oversized.resize(5000, 0);
+    socket.send_to(&oversized, server.addr).unwrap();
+    // An empty datagram: nothing to answer (and no reason to stop serving).
+    socket.send_to(&[], server.addr).unwrap();
+    let marker = query_bytes("lwm2m.org.", RecordType::SOA, None);
+    socket.send_to(&marker, server.addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut buf = [0u8; 65535];
+    let (n, _) = socket.recv_from(&mut buf).expect("answer to the marker");
+    assert!(n >= 12);
+    assert_eq!(&buf[..2], &marker[..2], "the oversized query was answered");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    assert!(socket.recv_from(&mut buf).is_err(), "an extra reply came");
+    let m: Message = server.ask("bsf.mnc460.mcc313.lwm2m.org.", RecordType::A);
+    assert_eq!(m.answers.len(), 1, "still answering");
+}

@@ -19,7 +19,6 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::wire::names::hash_name;
 use crate::wire::query::{question_name, LowerName};
 use crate::wire::{Responder, Snapshot, Verdict};
 use crate::zone::Transport;
@@ -83,48 +82,72 @@ pub fn spawn_worker(
     })
 }
 
+/// What a worker keeps per packet of a batch besides the receive buffer, side by side so
+/// that a batch of one or two packets touches one page of it: after a worker sleeps, each
+/// distinct page costs a TLB miss (in a VM, a nested page walk), and at moderate rates a
+/// worker wakes for every packet or two.
+struct PacketSlot {
+    recv_iov: libc::iovec,
+    send_iov: libc::iovec,
+    /// The client's address: written by the receive, read by the send.
+    addr: libc::sockaddr_storage,
+    /// The question name, lower-cased ahead of the answer to prefetch it, and its hash.
+    name: LowerName,
+    hash: u64,
+    named: bool,
+    /// The response, built in place.
+    out: Vec<u8>,
+}
+
+/// A worker's batch: the message headers (arrays, as `recvmmsg`/`sendmmsg` take them) and
+/// the per-packet slots in one allocation, the receive buffers in another.
 struct Batch {
-    /// Each packet's question name, read ahead to prefetch its answer.
-    names: Vec<LowerName>,
+    recv_hdrs: [libc::mmsghdr; BATCH],
+    send_hdrs: [libc::mmsghdr; BATCH],
+    slots: [PacketSlot; BATCH],
     recv_bufs: Vec<[u8; RECV_BUFFER]>,
-    send_bufs: Vec<Vec<u8>>,
-    addrs: Vec<libc::sockaddr_storage>,
-    recv_iov: Vec<libc::iovec>,
-    recv_hdrs: Vec<libc::mmsghdr>,
-    send_iov: Vec<libc::iovec>,
-    send_hdrs: Vec<libc::mmsghdr>,
 }
 
 impl Batch {
     fn new() -> Box<Batch> {
         // SAFETY: all-zero is a valid value for these plain C structs.
-        let zeroed_storage: libc::sockaddr_storage = unsafe { MaybeUninit::zeroed().assume_init() };
         let zeroed_hdr: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-        let iov = libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
+        let slot = || PacketSlot {
+            recv_iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
+            send_iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
+            // SAFETY: all-zero is a valid sockaddr_storage.
+            addr: unsafe { MaybeUninit::zeroed().assume_init() },
+            name: LowerName::new(),
+            hash: 0,
+            named: false,
+            out: Vec::with_capacity(RECV_BUFFER),
         };
-        Box::new(Batch {
-            names: (0..BATCH).map(|_| LowerName::new()).collect(),
+        let mut batch = Box::new(Batch {
+            recv_hdrs: [zeroed_hdr; BATCH],
+            send_hdrs: [zeroed_hdr; BATCH],
+            slots: std::array::from_fn(|_| slot()),
             recv_bufs: vec![[0u8; RECV_BUFFER]; BATCH],
-            send_bufs: (0..BATCH).map(|_| Vec::with_capacity(4096)).collect(),
-            addrs: vec![zeroed_storage; BATCH],
-            recv_iov: vec![iov; BATCH],
-            recv_hdrs: vec![zeroed_hdr; BATCH],
-            send_iov: vec![iov; BATCH],
-            send_hdrs: vec![zeroed_hdr; BATCH],
-        })
+        });
+        batch.wire();
+        batch
     }
 
-    /// Points every header at its buffers, once: the batch is boxed, so the addresses stay
-    /// put for the thread's life.
+    /// Points every receive header at its buffers, once: the batch is boxed, so the
+    /// addresses stay put for the thread's life.
     fn wire(&mut self) {
         for i in 0..BATCH {
-            self.recv_iov[i].iov_base = self.recv_bufs[i].as_mut_ptr().cast();
-            self.recv_iov[i].iov_len = RECV_BUFFER;
+            let slot = &mut self.slots[i];
+            slot.recv_iov.iov_base = self.recv_bufs[i].as_mut_ptr().cast();
+            slot.recv_iov.iov_len = RECV_BUFFER;
             let hdr = &mut self.recv_hdrs[i].msg_hdr;
-            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_iov = &mut self.recv_iov[i];
+            hdr.msg_name = (&mut slot.addr as *mut libc::sockaddr_storage).cast();
+            hdr.msg_iov = &mut slot.recv_iov;
             hdr.msg_iovlen = 1;
             hdr.msg_control = std::ptr::null_mut();
             hdr.msg_controllen = 0;
@@ -141,6 +164,15 @@ impl Batch {
             hdr.msg_len = 0;
         }
     }
+}
+
+/// A packet as received; `None` when the kernel cut it short (larger than any query we take:
+/// dropped, since what is left cannot be read correctly).
+fn received_packet<'b>(hdr: &libc::mmsghdr, buf: &'b [u8; RECV_BUFFER]) -> Option<&'b [u8]> {
+    if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+        return None;
+    }
+    buf.get(..hdr.msg_len as usize)
 }
 
 fn source_ip(storage: &libc::sockaddr_storage) -> Option<std::net::IpAddr> {
@@ -175,10 +207,9 @@ fn run(
     let mut acl = Cache::new(acl);
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
-    batch.wire();
     let mut responder = Responder::new();
     let mut used = 0;
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         batch.rearm(used);
         used = 0;
         // SAFETY: the headers point at buffers owned by `batch`, alive for the call.
@@ -191,60 +222,51 @@ fn run(
                 std::ptr::null_mut(),
             )
         };
-        if received == 0 {
-            continue;
-        }
-        if received < 0 {
-            let error = io::Error::last_os_error();
-            match error.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => {}
-                _ => {
-                    tracing::warn!(%error, "UDP receive failed");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+        // The stop flag is looked at only when a receive comes back empty or failed, as it
+        // does once the socket is shut down: one shared page less to touch per wake-up.
+        if received <= 0 || batch.recv_hdrs[0].msg_len == 0 {
+            if stop.load(Ordering::Relaxed) {
+                return;
             }
-            continue;
+            if received < 0 {
+                receive_failed();
+                continue;
+            }
         }
         used = received as usize;
         let snapshot: &Snapshot = snapshots.load();
         let acl: &QueryAcl = acl.load();
-        let mut hashes = [0u64; BATCH];
-        let mut lowered = [false; BATCH];
-        prefetch_answers(snapshot, &mut batch, used, &mut hashes, &mut lowered);
+        prefetch_answers(snapshot, &mut batch, used);
         let mut to_send = 0;
-        for i in 0..received as usize {
-            let len = batch.recv_hdrs[i].msg_len as usize;
-            let packet = &batch.recv_bufs[i][..len.min(RECV_BUFFER)];
-            let out = &mut batch.send_bufs[to_send];
-            let verdict = if acl.allows_all() && lowered[i] {
-                let lower = &mut batch.names[i];
-                responder.respond_prepared(snapshot, packet, Transport::Udp, out, lower, hashes[i])
-            } else if acl.allows_all() {
-                responder.respond(snapshot, packet, Transport::Udp, out)
+        for i in 0..used {
+            let Some(packet) = received_packet(&batch.recv_hdrs[i], &batch.recv_bufs[i]) else {
+                continue;
+            };
+            let slot = &mut batch.slots[i];
+            let verdict = if acl.allows_all() && slot.named {
+                responder.respond_prepared(
+                    snapshot,
+                    packet,
+                    Transport::Udp,
+                    &mut slot.out,
+                    &mut slot.name,
+                    slot.hash,
+                )
             } else {
-                match source_ip(&batch.addrs[i]) {
-                    Some(ip) if acl.allows(ip) => {
-                        responder.respond(snapshot, packet, Transport::Udp, out)
-                    }
-                    _ => responder.refuse(snapshot, packet, out),
-                }
+                respond_checked(&mut responder, snapshot, acl, packet, slot)
             };
             if log_queries {
-                if let Some(ip) = source_ip(&batch.addrs[i]) {
-                    super::log_query(ip, "udp", packet, out);
-                }
+                log_query(packet, slot);
             }
             if verdict == Verdict::Drop {
                 continue;
             }
-            batch.send_iov[to_send].iov_base = out.as_mut_ptr().cast();
-            batch.send_iov[to_send].iov_len = out.len();
+            slot.send_iov.iov_base = slot.out.as_mut_ptr().cast();
+            slot.send_iov.iov_len = slot.out.len();
             let hdr = &mut batch.send_hdrs[to_send].msg_hdr;
-            hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_name = (&mut slot.addr as *mut libc::sockaddr_storage).cast();
             hdr.msg_namelen = batch.recv_hdrs[i].msg_hdr.msg_namelen;
-            hdr.msg_iov = &mut batch.send_iov[to_send];
+            hdr.msg_iov = &mut slot.send_iov;
             hdr.msg_iovlen = 1;
             to_send += 1;
         }
@@ -252,29 +274,62 @@ fn run(
     }
 }
 
+/// The answer when the fast path does not apply: an access list to check, or a question
+/// name the prefetch pass could not read (the full parse then decides how to fail).
+#[cold]
+#[inline(never)]
+fn respond_checked(
+    responder: &mut Responder,
+    snapshot: &Snapshot,
+    acl: &QueryAcl,
+    packet: &[u8],
+    slot: &mut PacketSlot,
+) -> Verdict {
+    if acl.allows_all() || source_ip(&slot.addr).is_some_and(|ip| acl.allows(ip)) {
+        responder.respond(snapshot, packet, Transport::Udp, &mut slot.out)
+    } else {
+        responder.refuse(snapshot, packet, &mut slot.out)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn log_query(packet: &[u8], slot: &PacketSlot) {
+    if let Some(ip) = source_ip(&slot.addr) {
+        super::log_query(ip, "udp", packet, &slot.out);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn receive_failed() {
+    let error = io::Error::last_os_error();
+    match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {}
+        _ => {
+            tracing::warn!(%error, "UDP receive failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// Starts loading, for every packet of the batch, the index slot and then the bytes of its
 /// answer, so that the cache misses of a whole batch overlap (each alone costs more than the
 /// rest of the answer's work).
-fn prefetch_answers(
-    snapshot: &Snapshot,
-    batch: &mut Batch,
-    used: usize,
-    hashes: &mut [u64; BATCH],
-    lowered: &mut [bool; BATCH],
-) {
+fn prefetch_answers(snapshot: &Snapshot, batch: &mut Batch, used: usize) {
     let index = snapshot.index();
     for i in 0..used {
-        let len = (batch.recv_hdrs[i].msg_len as usize).min(RECV_BUFFER);
-        let name = &mut batch.names[i];
-        lowered[i] = question_name(&batch.recv_bufs[i][..len], name);
-        if lowered[i] {
-            hashes[i] = hash_name(name.as_slice());
-            index.prefetch_slot(hashes[i]);
+        let slot = &mut batch.slots[i];
+        slot.named = received_packet(&batch.recv_hdrs[i], &batch.recv_bufs[i])
+            .is_some_and(|packet| question_name(packet, &mut slot.name));
+        if slot.named {
+            slot.hash = index.hash(slot.name.as_slice());
+            index.prefetch_slot(slot.hash);
         }
     }
-    for i in 0..used {
-        if lowered[i] {
-            index.prefetch_node(hashes[i]);
+    for slot in &batch.slots[..used] {
+        if slot.named {
+            index.prefetch_node(slot.hash);
         }
     }
 }

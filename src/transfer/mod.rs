@@ -180,7 +180,7 @@ pub async fn answer<W: AsyncWrite + Unpin>(
         .as_ref()
         .map(|v| Signer::response(v.key.clone(), v.record.mac.clone()));
 
-    let refusal = if lower.as_slice() != &*snapshot.apex_wire || question.qclass != CLASS_IN {
+    let refusal = if lower.as_slice() != snapshot.apex_wire() || question.qclass != CLASS_IN {
         Some((RCODE_NOTAUTH, "not this zone", false))
     } else {
         match settings.decide(peer.ip(), key_name.as_ref()) {

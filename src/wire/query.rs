@@ -83,6 +83,7 @@ impl LowerName {
     }
 
     /// Whether the name is `suffix` or lies below it, at a label boundary.
+    #[inline(always)]
     pub fn is_at_or_below(&self, suffix: &[u8]) -> bool {
         if suffix.len() > self.len {
             return false;

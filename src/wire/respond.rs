@@ -182,7 +182,7 @@ fn answer(
         // Other classes, names outside the zone, and zone transfers (never over UDP; over TCP
         // they are the transfer module's job) are refused.
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
-            || !lower.is_at_or_below(&snapshot.apex_wire)
+            || !lower.is_at_or_below(snapshot.apex_wire())
             || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
         {
             write_error(
@@ -227,6 +227,7 @@ fn answer(
 }
 
 /// The largest response the client accepts on this transport.
+#[inline(always)]
 fn size_limit(snapshot: &Snapshot, transport: Transport, edns: Option<Edns>) -> usize {
     match (transport, edns) {
         (Transport::Tcp, _) => u16::MAX as usize,
@@ -238,10 +239,12 @@ fn size_limit(snapshot: &Snapshot, transport: Transport, edns: Option<Edns>) -> 
 }
 
 /// Response flags from a query's: QR, the opcode, RD and CD carried over.
+#[inline(always)]
 fn response_flags(query: &Query<'_>, extra: u16, rcode: u16) -> u16 {
     FLAG_QR | (query.flags & (0x7800 | FLAG_RD | FLAG_CD)) | extra | (rcode & 0xF)
 }
 
+#[inline(always)]
 fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&flags.to_be_bytes());
@@ -251,12 +254,15 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {
 }
 
 /// OPT with our payload size, version 0 and the client's DO bit (RFC 3225 §3).
+#[inline(always)]
 fn write_opt(out: &mut Vec<u8>, payload: u16, extended_rcode: u8, edns: Edns) {
     let [p0, p1] = payload.to_be_bytes();
     let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
     out.extend_from_slice(&[0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, 0, 0]);
 }
 
+#[cold]
+#[inline(never)]
 fn write_error(
     out: &mut Vec<u8>,
     payload: u16,
@@ -275,6 +281,8 @@ fn write_error(
     }
 }
 
+#[cold]
+#[inline(never)]
 fn write_badvers(
     out: &mut Vec<u8>,
     payload: u16,
@@ -303,7 +311,7 @@ fn write_negative(
     write_header(out, query.id, response_flags(query, FLAG_AA, rcode), counts);
     out.extend_from_slice(question);
     // The SOA's owner is the apex, a suffix of the question name: point at it.
-    let apex_offset = 12 + lower.len - snapshot.apex_wire.len();
+    let apex_offset = 12 + lower.len - snapshot.apex_wire().len();
     out.extend_from_slice(&(0xC000u16 | apex_offset as u16).to_be_bytes());
     out.extend_from_slice(&snapshot.soa_tail);
     if let Some(e) = query.edns {
@@ -312,6 +320,7 @@ fn write_negative(
 }
 
 /// Copies a prebuilt answer, or its trimmed form, or a truncated response, whichever fits.
+#[inline(always)]
 fn write_prebuilt(
     out: &mut Vec<u8>,
     payload: u16,
@@ -348,6 +357,7 @@ fn write_prebuilt(
 
 /// Puts the query's ID, RD/CD bits and question (its letter case, its QTYPE and QCLASS, same
 /// length as the prebuilt one's) into a copied response, and appends OPT when asked for.
+#[inline(always)]
 fn patch(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: &[u8]) {
     if out.len() < 12 + question.len() {
         return;
@@ -365,6 +375,8 @@ fn patch(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: &[u8]) {
 
 /// Answers a name of a network without a file from the default template. Returns false when
 /// the name is not such a name (the caller then answers NXDOMAIN).
+#[cold]
+#[inline(never)]
 fn write_synthesized(
     out: &mut Vec<u8>,
     snapshot: &Snapshot,

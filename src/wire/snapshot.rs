@@ -29,7 +29,9 @@ pub struct CompiledPart {
 /// What the responder reads for every packet. Immutable; replaced whole on reload.
 pub struct Snapshot {
     pub zone: Arc<Zone>,
-    pub apex_wire: Box<[u8]>,
+    /// The apex in lower-case wire form, inline: every query is checked against it, and a
+    /// separate allocation would be one more page to touch per wake-up.
+    apex_wire: ([u8; 255], u8),
     /// Every compiled name of the apex and all parts: what the packet path reads.
     index: NameIndex,
     /// The compiled parts, kept for the next snapshot to reuse.
@@ -77,6 +79,14 @@ fn prebuild(question: &Query, answer: &Answer) -> Option<OwnedPrebuilt> {
         full,
         without_additional,
     })
+}
+
+/// A wire name (at most 255 octets) as a fixed array and its length.
+fn inline_name(wire: &[u8]) -> ([u8; 255], u8) {
+    let len = wire.len().min(255);
+    let mut bytes = [0u8; 255];
+    bytes[..len].copy_from_slice(&wire[..len]);
+    (bytes, len as u8)
 }
 
 fn soa_tail(zone: &Zone) -> Box<[u8]> {
@@ -180,13 +190,18 @@ impl Snapshot {
         all.extend(parts.values().map(|p| &p.names));
         let index = NameIndex::build(&all);
         Snapshot {
-            apex_wire: wire_key(zone.apex()),
+            apex_wire: inline_name(&wire_key(zone.apex())),
             soa_tail: soa_tail(&zone),
             index,
             parts,
             zone: Arc::new(zone),
             max_udp_payload: server.max_udp_payload,
         }
+    }
+
+    /// The apex in lower-case wire form.
+    pub fn apex_wire(&self) -> &[u8] {
+        &self.apex_wire.0[..self.apex_wire.1 as usize]
     }
 
     /// The names the packet path looks up.
