@@ -82,10 +82,9 @@ pub fn spawn_worker(
     })
 }
 
-/// What a worker keeps per packet of a batch besides the receive buffer, side by side so
-/// that a batch of one or two packets touches one page of it: after a worker sleeps, each
-/// distinct page costs a TLB miss (in a VM, a nested page walk), and at moderate rates a
-/// worker wakes for every packet or two.
+/// What a worker keeps per packet of a batch besides the receive buffer, side by side: the
+/// first packets' slots share cache lines, and a worker that wakes for a packet or two (as
+/// it does at moderate rates) reads little else before answering.
 struct PacketSlot {
     recv_iov: libc::iovec,
     send_iov: libc::iovec,
@@ -223,7 +222,7 @@ fn run(
             )
         };
         // The stop flag is looked at only when a receive comes back empty or failed, as it
-        // does once the socket is shut down: one shared page less to touch per wake-up.
+        // does once the socket is shut down: one shared line less to read per wake-up.
         if received <= 0 || batch.recv_hdrs[0].msg_len == 0 {
             if stop.load(Ordering::Relaxed) {
                 return;

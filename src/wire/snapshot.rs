@@ -29,8 +29,8 @@ pub struct CompiledPart {
 /// What the responder reads for every packet. Immutable; replaced whole on reload.
 pub struct Snapshot {
     pub zone: Arc<Zone>,
-    /// The apex in lower-case wire form, inline: every query is checked against it, and a
-    /// separate allocation would be one more page to touch per wake-up.
+    /// The apex in lower-case wire form, inline: every query is checked against it, and
+    /// inline it shares the snapshot's lines instead of another allocation's.
     apex_wire: ([u8; 255], u8),
     /// Every compiled name of the apex and all parts: what the packet path reads.
     index: NameIndex,
