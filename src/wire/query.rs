@@ -103,33 +103,54 @@ fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
 
 /// Reads a QNAME at `at` (no compression pointers: a question has nothing to point back to),
 /// lower-casing it into `lower`. Returns the offset after the name.
+///
+/// The labels are walked first (lengths only), then the whole name is copied and lower-cased
+/// eight bytes at a time: length octets are at most 63, below `A`, so lower-casing them too
+/// changes nothing. Every query's name goes through here, so it is kept short.
 fn read_qname(bytes: &[u8], at: usize, lower: &mut LowerName) -> Option<usize> {
     let mut pos = at;
-    lower.len = 0;
     lower.labels = 0;
     loop {
         let len = *bytes.get(pos)? as usize;
         if len == 0 {
-            *lower.bytes.get_mut(lower.len)? = 0;
-            lower.len += 1;
-            return Some(pos + 1);
+            break;
         }
-        if len > 63 || lower.len + 1 + len + 1 > 255 {
+        if len > 63 || pos - at + 1 + len + 1 > 255 {
             return None;
         }
-        let label = bytes.get(pos + 1..pos + 1 + len)?;
-        *lower.label_starts.get_mut(lower.labels)? = lower.len as u8;
+        *lower.label_starts.get_mut(lower.labels)? = (pos - at) as u8;
         lower.labels += 1;
-        lower.bytes[lower.len] = len as u8;
-        for (dst, &src) in lower.bytes[lower.len + 1..lower.len + 1 + len]
-            .iter_mut()
-            .zip(label)
-        {
-            *dst = src.to_ascii_lowercase();
-        }
-        lower.len += 1 + len;
         pos += 1 + len;
     }
+    let name = bytes.get(at..=pos)?;
+    lower.len = name.len();
+    let out = lower.bytes.get_mut(..name.len())?;
+    let mut chunks = name.chunks_exact(8);
+    let mut dst = out.chunks_exact_mut(8);
+    for (src, dst) in (&mut chunks).zip(&mut dst) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(src);
+        dst.copy_from_slice(&ascii_lowercase_word(u64::from_le_bytes(word)).to_le_bytes());
+    }
+    for (dst, src) in dst.into_remainder().iter_mut().zip(chunks.remainder()) {
+        *dst = src.to_ascii_lowercase();
+    }
+    Some(pos + 1)
+}
+
+/// `to_ascii_lowercase` on eight bytes at once: each byte in `A..=Z` gains 0x20, all others
+/// (including non-ASCII) are left as they are. Per byte, on its low seven bits: adding 0x3F
+/// sets bit 7 from `A` (0x41) up, adding 0x25 sets it from `[` (0x5B) up; no sum carries into
+/// the next byte.
+#[inline(always)]
+fn ascii_lowercase_word(word: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = word & LOW7;
+    let from_a = low + 0x3F3F_3F3F_3F3F_3F3F;
+    let past_z = low + 0x2525_2525_2525_2525;
+    let upper = from_a & !past_z & !word & HIGH;
+    word | (upper >> 2)
 }
 
 /// Reads only the question name of a packet (lower-cased into `lower`), for prefetching; the
@@ -298,6 +319,54 @@ impl Default for LowerName {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn word_lowercasing_matches_the_byte_rule() {
+        for value in 0..=255u8 {
+            for at in 0..8 {
+                let mut bytes = [b'Q'; 8];
+                bytes[at] = value;
+                let got = ascii_lowercase_word(u64::from_le_bytes(bytes)).to_le_bytes();
+                let want = bytes.map(|b| b.to_ascii_lowercase());
+                assert_eq!(got, want, "byte {value:#04x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn question_names_are_lowered_whole_and_split_at_labels() {
+        let mut lower = LowerName::new();
+        // Names of every length class around the eight-byte steps, in mixed case.
+        for extra in 0..20 {
+            let first = "Ab".repeat(extra / 2 + 1);
+            let wire: Vec<u8> = [first.as_str(), "BsF", "lwM2m", "ORG"]
+                .iter()
+                .flat_map(|l| std::iter::once(l.len() as u8).chain(l.bytes()))
+                .chain([0])
+                .collect();
+            let mut packet = vec![0u8; 12];
+            packet.extend_from_slice(&wire);
+            assert!(question_name(&packet, &mut lower));
+            assert_eq!(lower.as_slice(), wire.to_ascii_lowercase().as_slice());
+            assert_eq!(lower.labels, 4);
+            assert_eq!(lower.label_starts[1] as usize, first.len() + 1);
+            assert!(lower.is_at_or_below(b"\x05lwm2m\x03org\x00"));
+            assert!(!lower.is_at_or_below(b"\x03org\x01x\x00"));
+        }
+        // A pointer, a label over 63 octets, a name over 255, a missing end: not names.
+        for bad in [&[0xC0u8, 12][..], &[64], &[3, b'a', b'b']] {
+            let mut packet = vec![0u8; 12];
+            packet.extend_from_slice(bad);
+            assert!(!question_name(&packet, &mut lower), "{bad:?}");
+        }
+        let mut long = vec![0u8; 12];
+        for _ in 0..5 {
+            long.push(63);
+            long.extend_from_slice(&[b'x'; 63]);
+        }
+        long.push(0);
+        assert!(!question_name(&long, &mut lower));
+    }
+
     use super::*;
 
     fn query(name: &[u8], qtype: u16, extra: &[u8], arcount: u16) -> Vec<u8> {
