@@ -4,8 +4,10 @@
 //! This is where the server spends its life, so it allocates nothing per packet: buffers are
 //! allocated once per thread, the snapshot is looked at once per batch (a cached `Arc`,
 //! checked against the `ArcSwap` with one atomic load, no lock), and the responder writes into
-//! reused vectors. Threads block in the kernel; a receive
-//! timeout lets them notice shutdown without busy-polling (measured to burn CPU).
+//! reused vectors. Threads block in the kernel with no receive timeout: a timeout arms a
+//! kernel timer on every blocking call, measured at ~0.25 µs per query at 60k q/s (more than
+//! the whole look-up). To stop, the stop flag is set and each worker's socket is shut down for
+//! reading, which wakes its receive ([`Worker::stop`]). No busy-polling (measured to burn CPU).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -245,7 +247,11 @@ fn run(
                 continue;
             };
             let slot = &mut batch.slots[i];
-            let verdict = if acl.allows_all() && slot.named {
+            let allowed =
+                acl.allows_all() || source_ip(&slot.addr).is_some_and(|ip| acl.allows(ip));
+            let verdict = if !allowed {
+                responder.refuse(snapshot, packet, &mut slot.out)
+            } else if slot.named {
                 responder.respond_prepared(
                     snapshot,
                     packet,
@@ -255,7 +261,9 @@ fn run(
                     slot.hash,
                 )
             } else {
-                respond_checked(&mut responder, snapshot, acl, packet, slot)
+                // The prefetch pass could not read a question name: the full parse decides
+                // how to fail.
+                responder.respond(snapshot, packet, Transport::Udp, &mut slot.out)
             };
             if log_queries {
                 log_query(packet, slot);
@@ -273,24 +281,6 @@ fn run(
             to_send += 1;
         }
         send_all(fd, &mut batch.send_hdrs[..to_send]);
-    }
-}
-
-/// The answer when the fast path does not apply: an access list to check, or a question
-/// name the prefetch pass could not read (the full parse then decides how to fail).
-#[cold]
-#[inline(never)]
-fn respond_checked(
-    responder: &mut Responder,
-    snapshot: &Snapshot,
-    acl: &QueryAcl,
-    packet: &[u8],
-    slot: &mut PacketSlot,
-) -> Verdict {
-    if acl.allows_all() || source_ip(&slot.addr).is_some_and(|ip| acl.allows(ip)) {
-        responder.respond(snapshot, packet, Transport::Udp, &mut slot.out)
-    } else {
-        responder.refuse(snapshot, packet, &mut slot.out)
     }
 }
 
