@@ -6,6 +6,7 @@
 //! Clients use several 127.0.0.0/8 source addresses (all loopback on Linux) to stand for
 //! different hosts.
 
+mod common;
 #[path = "common/secondaries.rs"]
 mod secondaries;
 
@@ -23,7 +24,7 @@ fn ip(last: u8) -> IpAddr {
 
 struct Setup {
     _dir: TempDir,
-    bsf: Proc,
+    bsf: Guard,
     server: SocketAddr,
     xfr: KeySpec,
     other: KeySpec,

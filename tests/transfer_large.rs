@@ -6,6 +6,7 @@
 //! when a reload lands meanwhile is a unit test in `src/transfer/mod.rs`: over loopback the
 //! whole transfer would sit in socket buffers before a reload could interfere.)
 
+mod common;
 #[path = "common/secondaries.rs"]
 mod secondaries;
 

@@ -9,6 +9,7 @@
 //! the additional section may differ by each server's policy (e.g. which glue it adds), so they
 //! are reported but do not fail the test.
 
+mod common;
 #[path = "common/secondaries.rs"]
 mod secondaries;
 

@@ -45,6 +45,26 @@ impl Guard {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last lines of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(40);
+        format!(
+            "--- {} log ({}) ---\n{}",
+            self.name,
+            self.log.display(),
+            lines[start..].join("\n")
+        )
+    }
+
+    /// Panics (with the log) if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited early ({status})\n{}", self.name, self.log_tail());
+        }
+    }
+
     /// Sends a signal (e.g. libc::SIGHUP).
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid.
@@ -86,14 +106,19 @@ impl Drop for Guard {
 }
 
 /// Spawns a command with stdout/stderr to a log file in `dir`.
-pub fn spawn(name: &str, mut command: Command, dir: &Path) -> Guard {
-    let log = dir.join(format!("{name}.log"));
+pub fn spawn(name: &str, command: Command, dir: &Path) -> Guard {
+    let mut command = command;
+    spawn_logged(name, &mut command, dir.join(format!("{name}.log")))
+}
+
+/// Spawns a command with stdout/stderr to the file `log`.
+pub fn spawn_logged(name: &str, command: &mut Command, log: PathBuf) -> Guard {
     let file = std::fs::File::create(&log).expect("create log file");
     let err = file.try_clone().expect("clone log file");
     command.stdin(Stdio::null()).stdout(file).stderr(err);
     let child = command
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
     Guard {
         child,
         name: name.to_string(),

@@ -3,16 +3,17 @@
 //! fails), and a small DNS client (UDP queries, AXFR/IXFR over TCP from a chosen source
 //! address, TSIG-signed when asked).
 //!
-//! Stands alone: test files include it with `#[path = "common/secondaries.rs"] mod
-//! secondaries;`. All traffic goes to 127.0.0.0/8; every wait is bounded in count and time.
+//! Test files include it beside the shared harness (`mod common;` then `#[path =
+//! "common/secondaries.rs"] mod secondaries;`), whose process guard and port probe it uses.
+//! All traffic goes to 127.0.0.0/8; every wait is bounded in count and time.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -61,18 +62,6 @@ pub fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// A loopback port free for both UDP and TCP right now (bind-to-0 probe).
-pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind((LOCALHOST, 0)).unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind((LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port for UDP and TCP after 100 tries");
-}
-
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `limit`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let started = Instant::now();
@@ -88,78 +77,11 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Optio
 }
 
 // ---------------------------------------------------------------------------------------
-// Processes
+// Processes: the shared harness's guard (SIGTERM, then SIGKILL after 3 s, reaped either way,
+// so that NSD's forked children stop too) and its port probe.
 
-/// A child process, killed and reaped on drop; its output goes to a log file.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, command: &mut Command, log: PathBuf) -> Proc {
-        let out = std::fs::File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
-        Proc {
-            name: name.to_string(),
-            child,
-            log,
-        }
-    }
-
-    /// The last lines of the log, for failure messages.
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let start = lines.len().saturating_sub(40);
-        format!(
-            "--- {} log ({}) ---\n{}",
-            self.name,
-            self.log.display(),
-            lines[start..].join("\n")
-        )
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics (with the log) if the process has exited.
-    pub fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited early ({status})\n{}", self.name, self.log_tail());
-        }
-    }
-}
-
-impl Drop for Proc {
-    /// SIGTERM first, so that servers which fork (NSD's xfrd and server processes) stop their
-    /// children; SIGKILL after 3 s. Reaped either way.
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: signalling our own child, which has not been reaped yet.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::spawn_logged;
+pub use crate::common::{free_port, Guard};
 
 /// Whether an executable is installed (CI installs `knot`, `nsd`, `bind9-dnsutils`).
 pub fn require_tool(path: &str, package: &str) {
@@ -171,7 +93,7 @@ pub fn require_tool(path: &str, package: &str) {
 
 /// Starts `bsf-dns serve` on 127.0.0.1:`port` (one UDP thread) and waits until it answers
 /// `SOA <apex>` over UDP.
-pub fn start_bsf(dir: &Path, zones: &Path, config: &Path, port: u16) -> Proc {
+pub fn start_bsf(dir: &Path, zones: &Path, config: &Path, port: u16) -> Guard {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bsf-dns"));
     command
         .arg("serve")
@@ -184,7 +106,7 @@ pub fn start_bsf(dir: &Path, zones: &Path, config: &Path, port: u16) -> Proc {
         .arg("--threads")
         .arg("1")
         .env("BSF_DNS_LOG", "info");
-    let mut proc = Proc::spawn(
+    let mut proc = spawn_logged(
         "bsf-dns",
         &mut command,
         dir.join(format!("bsf-dns-{port}.log")),
@@ -254,7 +176,7 @@ pub fn start_knot(
     primary: SocketAddr,
     via: IpAddr,
     key: Option<&KeySpec>,
-) -> Proc {
+) -> Guard {
     require_tool("/usr/sbin/knotd", "knot");
     let root = dir.join("knot");
     std::fs::create_dir_all(root.join("db")).unwrap();
@@ -292,7 +214,7 @@ pub fn start_knot(
     std::fs::write(&conf_path, conf).unwrap();
     let mut command = Command::new("/usr/sbin/knotd");
     command.arg("-c").arg(&conf_path);
-    Proc::spawn("knotd", &mut command, root.join("knotd.log"))
+    spawn_logged("knotd", &mut command, root.join("knotd.log"))
 }
 
 /// Starts NSD (`nsd -d`) as a secondary of lwm2m.org on 127.0.0.1:`port`, transferring from
@@ -304,7 +226,7 @@ pub fn start_nsd(
     primary: SocketAddr,
     via: IpAddr,
     key: Option<&KeySpec>,
-) -> Proc {
+) -> Guard {
     require_tool("/usr/sbin/nsd", "nsd");
     let root = dir.join("nsd");
     std::fs::create_dir_all(&root).unwrap();
@@ -335,7 +257,7 @@ pub fn start_nsd(
     std::fs::write(&conf_path, conf).unwrap();
     let mut command = Command::new("/usr/sbin/nsd");
     command.arg("-d").arg("-c").arg(&conf_path);
-    Proc::spawn("nsd", &mut command, root.join("nsd.log"))
+    spawn_logged("nsd", &mut command, root.join("nsd.log"))
 }
 
 // ---------------------------------------------------------------------------------------
