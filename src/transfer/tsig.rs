@@ -409,6 +409,29 @@ fn compute(
     mac
 }
 
+impl TsigRecord {
+    /// All the TSIG variables of this record, as its MAC covers them (RFC 8945 §4.3.3).
+    fn full_variables(&self) -> Variables<'_> {
+        Variables::Full {
+            key_name: &self.key_name,
+            algorithm: &self.algorithm,
+            time_signed: self.time_signed,
+            fudge: self.fudge,
+            error: self.error,
+            other: &self.other,
+        }
+    }
+
+    /// What the MAC of a received `message` signed: its header as it was before the TSIG
+    /// was added, and the body up to the TSIG record.
+    fn signed_parts<'m>(&self, message: &'m [u8]) -> Option<([u8; 12], &'m [u8])> {
+        Some((
+            original_header(message, self.original_id)?,
+            message.get(12..self.offset)?,
+        ))
+    }
+}
+
 /// The header of a message as it was before the TSIG was added: the original ID and one
 /// additional record fewer.
 fn original_header(message: &[u8], original_id: u16) -> Option<[u8; 12]> {
@@ -561,21 +584,10 @@ pub fn verify_request(
             key: Some(key.clone()),
         });
     }
-    let Some(header) = original_header(message, record.original_id) else {
+    let Some((header, body)) = record.signed_parts(message) else {
         return Err(Rejection::FormErr);
     };
-    let Some(body) = message.get(12..record.offset) else {
-        return Err(Rejection::FormErr);
-    };
-    let variables = Variables::Full {
-        key_name: &record.key_name,
-        algorithm: &record.algorithm,
-        time_signed: record.time_signed,
-        fudge: record.fudge,
-        error: record.error,
-        other: &record.other,
-    };
-    if !compute(key, None, &header, body, &variables).verify(&record.mac) {
+    if !compute(key, None, &header, body, &record.full_variables()).verify(&record.mac) {
         return Err(Rejection::Tsig {
             error: BADSIG,
             record: Box::new(record),
@@ -741,24 +753,14 @@ impl Verifier {
         if record.mac.is_empty() && record.error != 0 {
             return Err(VerifyError::ServerError(record.error));
         }
-        let header = original_header(message, record.original_id).ok_or(VerifyError::Malformed)?;
-        let body = message
-            .get(12..record.offset)
-            .ok_or(VerifyError::Malformed)?;
+        let (header, body) = record.signed_parts(message).ok_or(VerifyError::Malformed)?;
         let variables = if self.verified_one {
             Variables::Timers {
                 time_signed: record.time_signed,
                 fudge: record.fudge,
             }
         } else {
-            Variables::Full {
-                key_name: &record.key_name,
-                algorithm: &record.algorithm,
-                time_signed: record.time_signed,
-                fudge: record.fudge,
-                error: record.error,
-                other: &record.other,
-            }
+            record.full_variables()
         };
         if !compute(&self.key, Some(&self.prior_mac), &header, body, &variables).verify(&record.mac)
         {
