@@ -4,15 +4,17 @@
 # Builds in release mode, generates operator templates from the real MCC/MNC table, exports the
 # same zone as a master file for NSD and Knot, starts all four servers on 127.0.0.1 pinned to
 # core 1 (the load generator runs on core 0), runs the same load against each in alternation,
-# and prints a table of medians, ratios and PASS/FAIL rows. Everything stays on loopback; every
+# and prints a table of medians, ratios and PASS/FAIL rows (ratios judged round by round). Everything stays on loopback; every
 # process it starts is stopped by PID on exit. See bench/README.md for what each number means.
 #
-#   bench/compare.sh            # default run, about 8 minutes
+#   bench/compare.sh            # default run, about 8-10 minutes
 #   bench/compare.sh --quick    # about 2 minutes, fewer and shorter rounds, smaller large set
 #   bench/compare.sh --help
 set -euo pipefail
 
-ROUNDS=3
+# Five rounds: single runs on a shared VM swing by ±5-10%, and the verdicts are medians of
+# per-round ratios, so two more rounds buy a steadier verdict for ~2.5 more minutes.
+ROUNDS=5
 DURATION=5
 FIXED_RATE=60000
 OUTSTANDING=128
