@@ -320,3 +320,79 @@ fn a_hundred_thousand_networks_reload_without_stalling_answers() {
     assert_eq!(unanswered, 0, "queries lost during the reload");
     assert!(answered > 0);
 }
+
+/// The port and target of the first SRV answer, and the addresses in the additional section.
+fn srv_and_glue(m: &Message) -> (Option<(u16, String)>, Vec<String>) {
+    let srv = m.answers.iter().find_map(|r| match &r.data {
+        RData::SRV(s) => Some((s.port, s.target.to_string())),
+        _ => None,
+    });
+    let glue = m
+        .additionals
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    (srv, glue)
+}
+
+#[test]
+fn srv_targets_in_another_country_keep_their_addresses_across_reloads() {
+    // One operator's bootstrap server is another operator's bsf name, under another MCC: the
+    // SRV answer carries that name's address as additional data. Reloads rebuild only the
+    // countries whose templates changed; the other country's records must still be found.
+    let target = "bsf.mnc480.mcc311.lwm2m.org.";
+    let pointing = |port: u16| {
+        format!(
+            "mcc = \"313\"\nmnc = [\"460\"]\nttl = 5\naddresses = [\"192.0.2.1\"]\n[[bootstrap]]\nuri = \"coaps://bsf.mnc480.mcc311.lwm2m.org:{port}\"\n"
+        )
+    };
+    let target_template = |address: &str| {
+        format!(
+            "mcc = \"311\"\nmnc = [\"480\"]\nttl = 5\naddresses = [\"{address}\"]\n[[bootstrap]]\nuri = \"coaps://bs.example.net\"\n"
+        )
+    };
+    let (_dir, zones) = temp_zones(&[
+        ("313-460.toml", &pointing(5684)),
+        ("311-480.toml", &target_template("192.0.2.80")),
+    ]);
+    let server = Server::start(&zones, None, &[]);
+    let srv_name = "_coaps._udp.bsf.mnc460.mcc313.lwm2m.org.";
+    let ask = || srv_and_glue(&server.ask(srv_name, RecordType::SRV));
+    assert_eq!(
+        ask(),
+        (
+            Some((5684, target.to_string())),
+            vec!["192.0.2.80".to_string()]
+        )
+    );
+
+    // Only the pointing country changes: the target's country is reused as it was.
+    std::fs::write(zones.join("313-460.toml"), pointing(5685)).unwrap();
+    wait_for("new port", Duration::from_secs(3), || {
+        ask().0.is_some_and(|(port, _)| port == 5685)
+    });
+    assert_eq!(
+        ask(),
+        (
+            Some((5685, target.to_string())),
+            vec!["192.0.2.80".to_string()]
+        ),
+        "the target's address after a reload of the pointing country only"
+    );
+
+    // Only the target's country changes: the pointing answer follows the new address.
+    std::fs::write(zones.join("311-480.toml"), target_template("192.0.2.81")).unwrap();
+    wait_for("new target address", Duration::from_secs(3), || {
+        ask().1 == vec!["192.0.2.81".to_string()]
+    });
+    assert_eq!(
+        ask(),
+        (
+            Some((5685, target.to_string())),
+            vec!["192.0.2.81".to_string()]
+        )
+    );
+}

@@ -6,18 +6,19 @@
 //! bits and the question (the client's letter case, same length) into a copy. Answer owners are
 //! compressed against the question, so they come out in the client's case too.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::names::{NameIndex, NodeAnswers, OwnedPrebuilt, PartNames, PartNamesBuilder};
 use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, Query};
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::config::ServerSettings;
 use crate::plmn::Mcc;
 use crate::zone::lookup::{answer_at, Answer, Transport};
-use crate::zone::{wire_key, Nodes, Part, Zone};
+use crate::zone::{mcc_of_wire, wire_key, Nodes, Part, Zone};
 
 /// The compiled answers of one zone part, shared between snapshots while the part is
 /// unchanged.
@@ -115,12 +116,52 @@ fn soa_tail(zone: &Zone) -> Box<[u8]> {
     tail.into_boxed_slice()
 }
 
+/// The records of the other parts that hold in-zone SRV targets of `nodes` but no longer keep
+/// their records (a part reused from an earlier snapshot has only compiled answers), rebuilt
+/// from their templates for the additional section. Empty unless an operator's bootstrap
+/// server is a name under another country's part.
+fn released_target_parts(zone: &Zone, nodes: &Nodes) -> HashMap<Mcc, Nodes> {
+    let apex_len = wire_key(zone.apex()).len();
+    let mut rebuilt = HashMap::new();
+    let srv_targets = nodes
+        .iter()
+        .flat_map(|(_, node)| node.rrsets.iter())
+        .filter(|set| set.rtype == RecordType::SRV)
+        .flat_map(|set| set.records.iter())
+        .filter_map(|record| match &record.data {
+            RData::SRV(srv) => Some(&srv.target),
+            _ => None,
+        });
+    for target in srv_targets {
+        if !zone.apex().zone_of(target) {
+            continue;
+        }
+        let Some(mcc) = mcc_of_wire(&wire_key(target), apex_len) else {
+            continue;
+        };
+        if let (Entry::Vacant(slot), Some(part)) = (rebuilt.entry(mcc), zone.parts.get(&mcc)) {
+            if part.records.is_none() {
+                slot.insert(part.nodes().into_owned());
+            }
+        }
+    }
+    rebuilt
+}
+
 /// Compiles the answers of `nodes` (the records of one part, or of the apex).
 fn compile_nodes(zone: &Zone, nodes: &Nodes) -> PartNames {
     let mut names = PartNamesBuilder::default();
     let mut answers = Vec::new();
-    // Additional-section targets: this part's own names first, then the zone's kept records.
-    let resolve = |name: &Name| nodes.get(name).or_else(|| zone.node(name));
+    // Additional-section targets: this part's own names first, then the zone's kept records,
+    // then the rebuilt records of parts that released theirs.
+    let apex_len = wire_key(zone.apex()).len();
+    let elsewhere = released_target_parts(zone, nodes);
+    let resolve = |name: &Name| {
+        nodes.get(name).or_else(|| zone.node(name)).or_else(|| {
+            let key = wire_key(name);
+            elsewhere.get(&mcc_of_wire(&key, apex_len)?)?.get_wire(&key)
+        })
+    };
     for (key, node) in nodes.iter() {
         let owner = &node.name;
         answers.clear();
