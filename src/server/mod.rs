@@ -136,7 +136,8 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     let mut udp_sockets = Vec::new();
     let mut tcp_listeners = Vec::new();
     for &requested in &server_settings.listen {
-        let first = udp::bind(requested).map_err(|e| bind_error(requested, "UDP", e))?;
+        let first =
+            udp::bind(requested, threads > 1).map_err(|e| bind_error(requested, "UDP", e))?;
         // With port 0 the kernel picks one; every socket of this address must share it.
         let addr = first
             .local_addr()
@@ -147,7 +148,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         for _ in 1..threads {
             udp_sockets.push((
                 addr,
-                udp::bind(addr).map_err(|e| bind_error(addr, "UDP", e))?,
+                udp::bind(addr, true).map_err(|e| bind_error(addr, "UDP", e))?,
             ));
         }
         tcp_listeners.push((
