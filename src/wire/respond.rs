@@ -179,10 +179,10 @@ fn answer(
             write_badvers(out, payload, &query, raw_question, edns);
             return Verdict::Send;
         }
-        // Other classes, names outside the zone, and zone transfers (never over UDP; over TCP
-        // they are the transfer module's job) are refused.
+        // Other classes and zone transfers (never over UDP; over TCP they are the transfer
+        // module's job) are refused; so are names outside the zone, below, once the look-up
+        // has missed (every compiled name lies in the zone, so a hit needs no such check).
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
-            || !lower.is_at_or_below(snapshot.apex_wire())
             || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
         {
             write_error(
@@ -213,6 +213,16 @@ fn answer(
                         write_negative(out, snapshot, &query, lower, question.raw, RCODE_NOERROR)
                     }
                 }
+            }
+            None if !lower.is_at_or_below(snapshot.apex_wire()) => {
+                write_error(
+                    out,
+                    payload,
+                    &query,
+                    raw_question,
+                    RCODE_REFUSED,
+                    query.edns,
+                );
             }
             None => {
                 if snapshot.zone.default.is_none()
