@@ -182,9 +182,7 @@ fn answer(
         // Other classes and zone transfers (never over UDP; over TCP they are the transfer
         // module's job) are refused; so are names outside the zone, below, once the look-up
         // has missed (every compiled name lies in the zone, so a hit needs no such check).
-        if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
-            || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
-        {
+        let refuse = |out: &mut Vec<u8>| {
             write_error(
                 out,
                 payload,
@@ -192,7 +190,12 @@ fn answer(
                 raw_question,
                 RCODE_REFUSED,
                 query.edns,
-            );
+            )
+        };
+        if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
+            || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
+        {
+            refuse(out);
             return Verdict::Send;
         }
         let limit = size_limit(snapshot, transport, query.edns);
@@ -214,16 +217,7 @@ fn answer(
                     }
                 }
             }
-            None if !lower.is_at_or_below(snapshot.apex_wire()) => {
-                write_error(
-                    out,
-                    payload,
-                    &query,
-                    raw_question,
-                    RCODE_REFUSED,
-                    query.edns,
-                );
-            }
+            None if !lower.is_at_or_below(snapshot.apex_wire()) => refuse(out),
             None => {
                 if snapshot.zone.default.is_none()
                     || !write_synthesized(out, snapshot, &query, question.raw, transport, limit)
