@@ -12,6 +12,7 @@
 //! - [`config`]: server-wide settings (apex, SOA, NS, listeners);
 //! - [`template`]: the operator templates in `zones/`, validated;
 //! - [`load`]: reads settings and templates together;
+//! - [`parallel`]: loading work spread over the cores;
 //! - [`zone`]: the compiled zone (records), the answer function, the master-file export;
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
 //! - [`server`]: UDP and TCP sockets, shutdown;
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod config;
 pub mod diag;
 pub mod load;
+pub mod parallel;
 pub mod plmn;
 pub mod reload;
 pub mod resolve;

@@ -194,16 +194,19 @@ impl Snapshot {
         server: &ServerSettings,
         previous: Option<&Snapshot>,
     ) -> Snapshot {
-        let mut compiled: Vec<(Mcc, Result<Arc<CompiledPart>, PartNames>)> = Vec::new();
-        for (mcc, part) in &zone.parts {
-            let reusable = previous
-                .and_then(|s| s.parts.get(mcc))
-                .filter(|c| part.self_contained && Arc::ptr_eq(&c.part, part));
-            compiled.push(match reusable {
-                Some(done) => (*mcc, Ok(done.clone())),
-                None => (*mcc, Err(compile_nodes(&zone, &part.nodes()))),
+        // Parts compile on their own, over the cores when there are many.
+        let to_compile: Vec<(&Mcc, &Arc<Part>)> = zone.parts.iter().collect();
+        let compiled: Vec<(Mcc, Result<Arc<CompiledPart>, PartNames>)> =
+            crate::parallel::map(&to_compile, |&(mcc, part)| {
+                let reusable = previous
+                    .and_then(|s| s.parts.get(mcc))
+                    .filter(|c| part.self_contained && Arc::ptr_eq(&c.part, part));
+                match reusable {
+                    Some(done) => (*mcc, Ok(done.clone())),
+                    None => (*mcc, Err(compile_nodes(&zone, &part.nodes()))),
+                }
             });
-        }
+        drop(to_compile);
         let apex_names = compile_nodes(&zone, &zone.apex_nodes);
         // The records of parts built for this zone are no longer needed: answers come from
         // the compiled bytes. (A part still shared elsewhere released them when it was first

@@ -58,18 +58,23 @@ pub fn build(
             }
         }
     }
-    let mut parts = BTreeMap::new();
-    for (mcc, group) in groups {
-        let reusable = previous.and_then(|z| z.parts.get(&mcc)).filter(|p| {
-            same_templates(&p.templates, &group)
+    // Each MCC's part is built on its own (over the cores when there are many); the first
+    // error in MCC order is reported, as a sequential pass would.
+    let groups: Vec<(Mcc, Vec<Arc<Template>>)> = groups.into_iter().collect();
+    let built = crate::parallel::map(&groups, |(mcc, group)| {
+        let reusable = previous.and_then(|z| z.parts.get(mcc)).filter(|p| {
+            same_templates(&p.templates, group)
                 && p.apex == settings.apex
                 && p.default_ttl == settings.default_ttl
         });
-        let part = match reusable {
-            Some(part) => part.clone(),
-            None => Arc::new(build_part(mcc, group, settings)?),
-        };
-        parts.insert(mcc, part);
+        match reusable {
+            Some(part) => Ok(part.clone()),
+            None => build_part(*mcc, group.clone(), settings).map(Arc::new),
+        }
+    });
+    let mut parts = BTreeMap::new();
+    for ((mcc, _), part) in groups.iter().zip(built) {
+        parts.insert(*mcc, part?);
     }
     let default = templates
         .default

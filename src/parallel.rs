@@ -1,0 +1,92 @@
+//! Loading work spread over the machine's cores: reading and parsing template files, building
+//! and compiling the zone's parts. Each is a pure function of one file or one MCC. Scoped
+//! threads take the next item from a shared counter (an MCC with a thousand operators costs a
+//! hundred times one with ten, so fixed runs would leave one thread with most of the work),
+//! and the results come back in input order: errors and their order are the same as in a
+//! sequential pass.
+//!
+//! Small inputs (a reload that rebuilds a part or two, the bundled zones) stay on the calling
+//! thread: starting threads would cost more than it saves, and a reload should not take the
+//! cores from the UDP workers for nothing.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Below this many items per thread, the work stays on the calling thread.
+const MIN_ITEMS_PER_THREAD: usize = 64;
+
+/// At most this many threads: beyond it loading is bound by the file system and the allocator.
+const MAX_THREADS: usize = 16;
+
+/// `items.iter().map(f).collect()`, over several threads when there are enough items.
+pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let threads = cores
+        .min(MAX_THREADS)
+        .min(items.len() / MIN_ITEMS_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let (next, f) = (&next, &f);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(index) else {
+                            return mine;
+                        };
+                        mine.push((index, f(item)));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(items.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(mine) => all.extend(mine),
+                // A panic in `f` is a bug; carry it to the caller as a sequential pass would.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    });
+    done.sort_unstable_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_input_order_small_and_large() {
+        for len in [0, 1, 63, 64, 200, 10_000] {
+            let items: Vec<usize> = (0..len).collect();
+            let out = map(&items, |i| i * 3);
+            assert_eq!(
+                out,
+                items.iter().map(|i| i * 3).collect::<Vec<_>>(),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn runs_on_several_threads_when_large() {
+        // Items that take a while (1 ms each, 256 ms in all on one thread), so that every
+        // thread started gets some before the counter runs out.
+        let items: Vec<usize> = (0..256).collect();
+        let ids = map(&items, |_| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::current().id()
+        });
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        assert_eq!(distinct.len() > 1, cores > 1, "{} threads", distinct.len());
+    }
+}
