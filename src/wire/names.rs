@@ -170,12 +170,6 @@ impl NameHasher {
     }
 }
 
-/// The hash of a lower-case wire name, as the index uses it.
-#[inline]
-pub fn hash_name(key: &[u8]) -> u64 {
-    NameHasher::get().hash(key)
-}
-
 /// The compiled names of one zone part: the arena and each name's (hash, offset).
 #[derive(Default)]
 pub struct PartNames {
@@ -224,7 +218,7 @@ impl PartNamesBuilder {
                 self.arena.extend_from_slice(t);
             }
         }
-        self.names.push((hash_name(key), offset));
+        self.names.push((NameHasher::get().hash(key), offset));
     }
 
     pub fn finish(self) -> PartNames {
@@ -379,7 +373,8 @@ impl NameIndex {
         self.get_hashed(self.hash(key), key)
     }
 
-    /// The hash of a lower-case wire name (the same as [`hash_name`]'s).
+    /// The hash of a lower-case wire name: the process's [`NameHasher`], as the parts' names
+    /// were hashed with when compiled.
     #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash(key)
@@ -487,8 +482,8 @@ mod tests {
     fn empty_index_finds_nothing() {
         let index = NameIndex::build(&[]);
         assert!(index.is_empty() && index.get(b"\x00").is_none());
-        index.prefetch_slot(hash_name(b"\x00"));
-        index.prefetch_node(hash_name(b"\x00"));
+        index.prefetch_slot(index.hash(b"\x00"));
+        index.prefetch_node(index.hash(b"\x00"));
     }
 
     #[test]
@@ -526,11 +521,17 @@ mod tests {
         hashes.sort_unstable();
         hashes.dedup();
         assert_eq!(hashes.len(), names.len(), "64-bit hashes collide");
-        // Any length hashes, and the same bytes hash the same.
-        for len in 0..40 {
-            let bytes = vec![7u8; len];
-            assert_eq!(hasher.hash(&bytes), hash_name(&bytes));
-        }
+        // Every length hashes, and the zero padding of the last block does not make names that
+        // differ only in length (or in trailing zero bytes) collide.
+        let mut by_length: Vec<u64> = (0..40).map(|len| hasher.hash(&vec![7u8; len])).collect();
+        by_length.extend((1..40).map(|len| hasher.hash(&vec![0u8; len])));
+        by_length.sort_unstable();
+        by_length.dedup();
+        assert_eq!(
+            by_length.len(),
+            79,
+            "the empty name is in the first run only"
+        );
         assert_ne!(hasher.hash(b"a"), hasher.hash(b"a\x00"));
     }
 }

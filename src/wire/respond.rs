@@ -101,7 +101,7 @@ impl Responder {
     }
 
     /// As `respond`, for a packet whose question name the caller already read into `lower`
-    /// (`query::question_name`) and hashed (`names::hash_name`): the UDP path does both ahead
+    /// (`query::question_name`) and hashed (`NameIndex::hash`): the UDP path does both ahead
     /// for a whole batch, to prefetch, and they are not done again here.
     pub fn respond_prepared(
         &mut self,
