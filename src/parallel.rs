@@ -5,25 +5,29 @@
 //! and the results come back in input order: errors and their order are the same as in a
 //! sequential pass.
 //!
-//! Small inputs (a reload that rebuilds a part or two, the bundled zones) stay on the calling
-//! thread: starting threads would cost more than it saves, and a reload should not take the
-//! cores from the UDP workers for nothing.
+//! Callers pass only the items that need work (a reload that rebuilds one part maps one item)
+//! and the fewest items worth a thread: below that, the work stays on the calling thread, so
+//! small loads start no threads and a reload does not take cores from the UDP workers for
+//! nothing.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Below this many items per thread, the work stays on the calling thread.
-const MIN_ITEMS_PER_THREAD: usize = 64;
-
-/// At most this many threads: beyond it loading is bound by the file system and the allocator.
+/// At most this many threads, so that a many-core machine does not start dozens of threads
+/// for a load of a few seconds.
 const MAX_THREADS: usize = 16;
 
-/// `items.iter().map(f).collect()`, over several threads when there are enough items.
-pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// `items.iter().map(f).collect()`, over several threads when there are at least
+/// `min_per_thread` items for each.
+pub fn map<T: Sync, R: Send>(
+    items: &[T],
+    min_per_thread: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let threads = cores
         .min(MAX_THREADS)
-        .min(items.len() / MIN_ITEMS_PER_THREAD)
+        .min(items.len() / min_per_thread.max(1))
         .max(1);
     if threads == 1 {
         return items.iter().map(f).collect();
@@ -67,7 +71,7 @@ mod tests {
     fn keeps_input_order_small_and_large() {
         for len in [0, 1, 63, 64, 200, 10_000] {
             let items: Vec<usize> = (0..len).collect();
-            let out = map(&items, |i| i * 3);
+            let out = map(&items, 64, |i| i * 3);
             assert_eq!(
                 out,
                 items.iter().map(|i| i * 3).collect::<Vec<_>>(),
@@ -81,12 +85,15 @@ mod tests {
         // Items that take a while (1 ms each, 256 ms in all on one thread), so that every
         // thread started gets some before the counter runs out.
         let items: Vec<usize> = (0..256).collect();
-        let ids = map(&items, |_| {
+        let ids = map(&items, 2, |_| {
             std::thread::sleep(std::time::Duration::from_millis(1));
             std::thread::current().id()
         });
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         assert_eq!(distinct.len() > 1, cores > 1, "{} threads", distinct.len());
+        // One item (a reload that rebuilds one part): the calling thread does it.
+        let caller = std::thread::current().id();
+        assert_eq!(map(&[1], 2, |_| std::thread::current().id()), vec![caller]);
     }
 }

@@ -536,6 +536,10 @@ pub struct TemplateCache {
     entries: HashMap<PathBuf, (FileStamp, Arc<Template>), ahash::RandomState>,
 }
 
+/// Fewer files than this per thread are read on the calling thread: a stat, a read and a
+/// parse take tens of microseconds, about what starting a thread does.
+const FILES_PER_THREAD: usize = 64;
+
 /// What loading found for one file of the directory.
 enum FileOutcome {
     /// As the cache saw it: the template parsed then.
@@ -588,7 +592,7 @@ pub fn load_dir_cached(
             .filter(|(seen, _)| stamp.is_none_or(|stamp| *seen == stamp))
             .map(|(seen, template)| FileOutcome::Unchanged(*seen, Arc::clone(template)))
     };
-    let outcomes = crate::parallel::map(&paths, |(path, entry)| {
+    let outcomes = crate::parallel::map(&paths, FILES_PER_THREAD, |(path, entry)| {
         if changed.is_some_and(|names| !names.contains(&entry.file_name())) {
             if let Some(unchanged) = cached(path, None) {
                 return unchanged;

@@ -194,19 +194,24 @@ impl Snapshot {
         server: &ServerSettings,
         previous: Option<&Snapshot>,
     ) -> Snapshot {
-        // Parts compile on their own, over the cores when there are many.
-        let to_compile: Vec<(&Mcc, &Arc<Part>)> = zone.parts.iter().collect();
-        let compiled: Vec<(Mcc, Result<Arc<CompiledPart>, PartNames>)> =
-            crate::parallel::map(&to_compile, |&(mcc, part)| {
-                let reusable = previous
-                    .and_then(|s| s.parts.get(mcc))
-                    .filter(|c| part.self_contained && Arc::ptr_eq(&c.part, part));
-                match reusable {
-                    Some(done) => (*mcc, Ok(done.clone())),
-                    None => (*mcc, Err(compile_nodes(&zone, &part.nodes()))),
+        // Parts unchanged since `previous` keep their compiled answers; the others compile on
+        // their own, over the cores when there are several.
+        let mut parts = HashMap::with_capacity_and_hasher(zone.parts.len(), Default::default());
+        let mut pending: Vec<(Mcc, &Arc<Part>)> = Vec::new();
+        for (mcc, part) in &zone.parts {
+            let reusable = previous
+                .and_then(|s| s.parts.get(mcc))
+                .filter(|c| part.self_contained && Arc::ptr_eq(&c.part, part));
+            match reusable {
+                Some(done) => {
+                    parts.insert(*mcc, done.clone());
                 }
-            });
-        drop(to_compile);
+                None => pending.push((*mcc, part)),
+            }
+        }
+        let fresh =
+            crate::parallel::map(&pending, 2, |(_, part)| compile_nodes(&zone, &part.nodes()));
+        let fresh_mccs: Vec<Mcc> = pending.into_iter().map(|(mcc, _)| mcc).collect();
         let apex_names = compile_nodes(&zone, &zone.apex_nodes);
         // The records of parts built for this zone are no longer needed: answers come from
         // the compiled bytes. (A part still shared elsewhere released them when it was first
@@ -216,19 +221,11 @@ impl Snapshot {
                 part.records = None;
             }
         }
-        let mut parts = HashMap::with_capacity_and_hasher(zone.parts.len(), Default::default());
-        for (mcc, done) in compiled {
-            let done = match done {
-                Ok(done) => done,
-                Err(names) => match zone.parts.get(&mcc) {
-                    Some(part) => Arc::new(CompiledPart {
-                        part: part.clone(),
-                        names,
-                    }),
-                    None => continue,
-                },
-            };
-            parts.insert(mcc, done);
+        for (mcc, names) in fresh_mccs.into_iter().zip(fresh) {
+            if let Some(part) = zone.parts.get(&mcc) {
+                let part = part.clone();
+                parts.insert(mcc, Arc::new(CompiledPart { part, names }));
+            }
         }
         let mut all: Vec<&PartNames> = vec![&apex_names];
         all.extend(parts.values().map(|p| &p.names));

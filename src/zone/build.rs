@@ -58,23 +58,29 @@ pub fn build(
             }
         }
     }
-    // Each MCC's part is built on its own (over the cores when there are many); the first
-    // error in MCC order is reported, as a sequential pass would.
-    let groups: Vec<(Mcc, Vec<Arc<Template>>)> = groups.into_iter().collect();
-    let built = crate::parallel::map(&groups, |(mcc, group)| {
-        let reusable = previous.and_then(|z| z.parts.get(mcc)).filter(|p| {
-            same_templates(&p.templates, group)
+    // Parts with unchanged inputs are reused; the others are built each on its own, over the
+    // cores when there are several. Reuse cannot fail, so the first error in MCC order is the
+    // one a sequential pass would report.
+    let mut parts = BTreeMap::new();
+    let mut pending = Vec::new();
+    for (mcc, group) in groups {
+        let reusable = previous.and_then(|z| z.parts.get(&mcc)).filter(|p| {
+            same_templates(&p.templates, &group)
                 && p.apex == settings.apex
                 && p.default_ttl == settings.default_ttl
         });
         match reusable {
-            Some(part) => Ok(part.clone()),
-            None => build_part(*mcc, group.clone(), settings).map(Arc::new),
+            Some(part) => {
+                parts.insert(mcc, part.clone());
+            }
+            None => pending.push((mcc, group)),
         }
+    }
+    let built = crate::parallel::map(&pending, 2, |(mcc, group)| {
+        build_part(*mcc, group.clone(), settings)
     });
-    let mut parts = BTreeMap::new();
-    for ((mcc, _), part) in groups.iter().zip(built) {
-        parts.insert(*mcc, part?);
+    for ((mcc, _), part) in pending.iter().zip(built) {
+        parts.insert(*mcc, Arc::new(part?));
     }
     let default = templates
         .default
