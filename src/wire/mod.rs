@@ -3,9 +3,11 @@
 //! Layout:
 //! - `query`: reading a query's bytes without allocating;
 //! - `names`: the compact name → prebuilt answers table;
+//! - `huge`: the memory of that table's slots (large tables in huge pages);
 //! - `snapshot`: a zone with every positive answer prebuilt as response bytes;
 //! - `respond`: query bytes → response bytes, shared by UDP and TCP.
 
+mod huge;
 pub mod names;
 pub mod query;
 pub mod respond;
