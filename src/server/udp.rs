@@ -21,6 +21,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::wire::names::NameIndex;
 use crate::wire::query::{question_name, LowerName};
 use crate::wire::{Responder, Snapshot, Verdict};
 use crate::zone::Transport;
@@ -246,9 +247,31 @@ fn run(
         used = received as usize;
         let snapshot: &Snapshot = snapshots.load();
         let acl: &QueryAcl = acl.load();
-        prefetch_answers(snapshot, &mut batch, used);
+        let index = snapshot.index();
+        read_question_names(snapshot, &mut batch, used);
+        for slot in &batch.slots[..used.min(SLOT_AHEAD)] {
+            slot.prefetch_slot(index);
+        }
+        for slot in &batch.slots[..used.min(NODE_AHEAD)] {
+            slot.prefetch_node(index);
+        }
         let mut to_send = 0;
         for i in 0..used {
+            // Keep the look-ups a fixed distance ahead of the answers (see `NODE_AHEAD`).
+            if let Some(ahead) = batch
+                .slots
+                .get(i + SLOT_AHEAD)
+                .filter(|_| i + SLOT_AHEAD < used)
+            {
+                ahead.prefetch_slot(index);
+            }
+            if let Some(ahead) = batch
+                .slots
+                .get(i + NODE_AHEAD)
+                .filter(|_| i + NODE_AHEAD < used)
+            {
+                ahead.prefetch_node(index);
+            }
             let Some(packet) = received_packet(&batch.recv_hdrs[i], &batch.recv_bufs[i]) else {
                 continue;
             };
@@ -311,10 +334,36 @@ fn receive_failed() {
     }
 }
 
-/// Starts loading, for every packet of the batch, the index slot and then the bytes of its
-/// answer, so that the cache misses of a whole batch overlap (each alone costs more than the
-/// rest of the answer's work).
-fn prefetch_answers(snapshot: &Snapshot, batch: &mut Batch, used: usize) {
+/// How many packets ahead of the one being answered its node's first lines are asked for,
+/// and (twice as far) its index slot: a look-up is two dependent cache misses (slot, then
+/// node), each costing more than the rest of an answer's work, and at this distance they
+/// complete while earlier packets are answered. Asking for a whole batch's at once (as this
+/// loop did before) left the node step at ~350 cycles per packet at saturation, against ~70
+/// when every query asks for one of a few hot names (time stamps around each step) — more
+/// misses in flight than the core keeps, we think. Kept this far ahead: server user time at
+/// saturation 0.19–0.22 µs per query instead of 0.20–0.27 (three alternations).
+const NODE_AHEAD: usize = 4;
+const SLOT_AHEAD: usize = 2 * NODE_AHEAD;
+
+impl PacketSlot {
+    #[inline(always)]
+    fn prefetch_slot(&self, index: &NameIndex) {
+        if self.named {
+            index.prefetch_slot(self.hash);
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch_node(&self, index: &NameIndex) {
+        if self.named {
+            index.prefetch_node(self.hash);
+        }
+    }
+}
+
+/// Reads and hashes every packet's question name, ahead of the answers, so that look-ups can
+/// be started ahead of them.
+fn read_question_names(snapshot: &Snapshot, batch: &mut Batch, used: usize) {
     let index = snapshot.index();
     for i in 0..used {
         let slot = &mut batch.slots[i];
@@ -322,12 +371,6 @@ fn prefetch_answers(snapshot: &Snapshot, batch: &mut Batch, used: usize) {
             .is_some_and(|packet| question_name(packet, &mut slot.name));
         if slot.named {
             slot.hash = index.hash(slot.name.as_slice());
-            index.prefetch_slot(slot.hash);
-        }
-    }
-    for slot in &batch.slots[..used] {
-        if slot.named {
-            index.prefetch_node(slot.hash);
         }
     }
 }
