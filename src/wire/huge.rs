@@ -14,6 +14,7 @@
 //! to the heap: huge pages are an optimisation, never a requirement.
 
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 
 /// Size of one transparent huge page on x86_64 and aarch64 (4 KiB base pages).
 const HUGE_PAGE: usize = 2 << 20;
@@ -23,14 +24,28 @@ pub const HUGE_MIN_BYTES: usize = 256 << 10;
 
 /// A fixed-length array of `u64`, filled with one value when made.
 pub struct U64Table {
-    storage: Storage,
+    /// The elements, wherever they live: read on every packet, so a look at the table is two
+    /// loads and no branch on where it was allocated.
+    start: NonNull<u64>,
+    len: usize,
+    /// Who frees the memory: the heap (a leaked `Box<[u64]>`, taken back on drop) or a
+    /// mapping of its own.
+    owner: Owner,
 }
 
-enum Storage {
-    Heap(Box<[u64]>),
+enum Owner {
+    Heap,
+    /// A mapping of this many bytes at `start`, made by [`map_huge`].
     #[cfg(target_os = "linux")]
-    Mapped(Mapping),
+    Mapped {
+        bytes: usize,
+    },
 }
+
+// SAFETY: a `U64Table` owns its elements alone, like a `Box<[u64]>`; shared access only reads.
+unsafe impl Send for U64Table {}
+// SAFETY: as above; `&U64Table` hands out only shared slices.
+unsafe impl Sync for U64Table {}
 
 impl U64Table {
     /// `len` copies of `fill`, in huge pages when the table is large enough and the mapping
@@ -38,26 +53,28 @@ impl U64Table {
     pub fn filled(len: usize, fill: u64) -> U64Table {
         #[cfg(target_os = "linux")]
         if len.saturating_mul(8) >= HUGE_MIN_BYTES {
-            if let Some(mut mapping) = Mapping::new(len) {
-                mapping.fill(fill);
-                return U64Table {
-                    storage: Storage::Mapped(mapping),
+            if let Some((start, bytes)) = map_huge(len) {
+                let mut table = U64Table {
+                    start,
+                    len,
+                    owner: Owner::Mapped { bytes },
                 };
+                table.fill(fill);
+                return table;
             }
         }
+        let elements: NonNull<[u64]> = NonNull::from(Box::leak(vec![fill; len].into_boxed_slice()));
         U64Table {
-            storage: Storage::Heap(vec![fill; len].into_boxed_slice()),
+            start: elements.cast(),
+            len,
+            owner: Owner::Heap,
         }
     }
 
     /// Whether the table has a mapping of its own (advised for huge pages).
     #[cfg(test)]
     fn is_mapped(&self) -> bool {
-        match self.storage {
-            Storage::Heap(_) => false,
-            #[cfg(target_os = "linux")]
-            Storage::Mapped(_) => true,
-        }
+        !matches!(self.owner, Owner::Heap)
     }
 }
 
@@ -66,111 +83,79 @@ impl Deref for U64Table {
 
     #[inline(always)]
     fn deref(&self) -> &[u64] {
-        match &self.storage {
-            Storage::Heap(slice) => slice,
-            #[cfg(target_os = "linux")]
-            Storage::Mapped(mapping) => mapping.as_slice(),
-        }
+        // SAFETY: `start` begins `len` initialised elements owned by this table (a leaked box
+        // or a mapping, neither moved nor freed before `drop`).
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
     }
 }
 
 impl DerefMut for U64Table {
     fn deref_mut(&mut self) -> &mut [u64] {
-        match &mut self.storage {
-            Storage::Heap(slice) => slice,
-            #[cfg(target_os = "linux")]
-            Storage::Mapped(mapping) => mapping.as_mut_slice(),
-        }
-    }
-}
-
-/// An anonymous private mapping aligned to and sized in whole huge pages.
-#[cfg(target_os = "linux")]
-struct Mapping {
-    start: std::ptr::NonNull<u64>,
-    len: usize,
-    bytes: usize,
-}
-
-// SAFETY: the mapping is owned by this value alone, like a `Box<[u64]>`; shared access only
-// reads it.
-#[cfg(target_os = "linux")]
-unsafe impl Send for Mapping {}
-// SAFETY: as above; `&Mapping` hands out only shared slices.
-#[cfg(target_os = "linux")]
-unsafe impl Sync for Mapping {}
-
-#[cfg(target_os = "linux")]
-impl Mapping {
-    fn new(len: usize) -> Option<Mapping> {
-        let bytes = len.checked_mul(8)?.checked_next_multiple_of(HUGE_PAGE)?;
-        // Map one huge page more, so an aligned run of `bytes` lies inside, then give back
-        // the unaligned head and the tail.
-        let reserve = bytes.checked_add(HUGE_PAGE)?;
-        // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing; no
-        // existing memory is touched.
-        let raw = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                reserve,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if raw == libc::MAP_FAILED {
-            return None;
-        }
-        let base = raw as usize;
-        let aligned = base.next_multiple_of(HUGE_PAGE);
-        let head = aligned - base;
-        let tail = reserve - head - bytes;
-        // SAFETY: both ranges lie inside the mapping just made and outside the kept run.
-        // A failed trim only leaves unused address space mapped (never touched, never
-        // resident), so its result is not needed.
-        unsafe {
-            if head > 0 {
-                libc::munmap(raw, head);
-            }
-            if tail > 0 {
-                libc::munmap((aligned + bytes) as *mut libc::c_void, tail);
-            }
-            // Advice only: without it (or where refused) the table works in base pages.
-            libc::madvise(aligned as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
-        }
-        Some(Mapping {
-            start: std::ptr::NonNull::new(aligned as *mut u64)?,
-            len,
-            bytes,
-        })
-    }
-
-    fn fill(&mut self, value: u64) {
-        self.as_mut_slice().fill(value);
-    }
-
-    #[inline(always)]
-    fn as_slice(&self) -> &[u64] {
-        // SAFETY: `start` begins `bytes` ≥ `len` × 8 readable, writable, 8-aligned bytes
-        // owned by this value.
-        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u64] {
-        // SAFETY: as in `as_slice`, and `&mut self` makes the access unique.
+        // SAFETY: as in `deref`, and `&mut self` makes the access unique.
         unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), self.len) }
     }
 }
 
-#[cfg(target_os = "linux")]
-impl Drop for Mapping {
+impl Drop for U64Table {
     fn drop(&mut self) {
-        // SAFETY: the run was mapped by `new` and is unmapped once, here.
-        unsafe {
-            libc::munmap(self.start.as_ptr().cast(), self.bytes);
+        match self.owner {
+            Owner::Heap => {
+                let elements = std::ptr::slice_from_raw_parts_mut(self.start.as_ptr(), self.len);
+                // SAFETY: `elements` is the boxed slice leaked in `filled`, taken back once.
+                drop(unsafe { Box::from_raw(elements) });
+            }
+            #[cfg(target_os = "linux")]
+            Owner::Mapped { bytes } => {
+                // SAFETY: the run mapped by `map_huge`, unmapped once.
+                unsafe {
+                    libc::munmap(self.start.as_ptr().cast(), bytes);
+                }
+            }
         }
     }
+}
+
+/// An anonymous private mapping for `len` elements, aligned to and sized in whole huge pages
+/// and advised for them: its start and size in bytes.
+#[cfg(target_os = "linux")]
+fn map_huge(len: usize) -> Option<(NonNull<u64>, usize)> {
+    let bytes = len.checked_mul(8)?.checked_next_multiple_of(HUGE_PAGE)?;
+    // Map one huge page more, so an aligned run of `bytes` lies inside, then give back
+    // the unaligned head and the tail.
+    let reserve = bytes.checked_add(HUGE_PAGE)?;
+    // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing; no
+    // existing memory is touched.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            reserve,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    let base = raw as usize;
+    let aligned = base.next_multiple_of(HUGE_PAGE);
+    let head = aligned - base;
+    let tail = reserve - head - bytes;
+    // SAFETY: both ranges lie inside the mapping just made and outside the kept run.
+    // A failed trim only leaves unused address space mapped (never touched, never
+    // resident), so its result is not needed.
+    unsafe {
+        if head > 0 {
+            libc::munmap(raw, head);
+        }
+        if tail > 0 {
+            libc::munmap((aligned + bytes) as *mut libc::c_void, tail);
+        }
+        // Advice only: without it (or where refused) the table works in base pages.
+        libc::madvise(aligned as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
+    }
+    Some((NonNull::new(aligned as *mut u64)?, bytes))
 }
 
 #[cfg(test)]

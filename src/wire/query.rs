@@ -117,10 +117,15 @@ fn read_qname(bytes: &[u8], at: usize, lower: &mut LowerName) -> Option<usize> {
         if len == 0 {
             break;
         }
-        if len > 63 || pos - at + 1 + len + 1 > 255 {
+        if len > 63 {
             return None;
         }
         pos += 1 + len;
+    }
+    // The name's length is checked once, at the end: the walk cannot run away meanwhile (each
+    // step reads a byte of the packet, and a packet is at most a few KiB).
+    if pos - at + 1 > 255 {
+        return None;
     }
     let name = bytes.get(at..=pos)?;
     lower.len = name.len();
