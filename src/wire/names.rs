@@ -9,9 +9,9 @@
 //! wakes for one or two packets and each dependent load into megabytes of answers is a cache
 //! miss that nothing overlaps: measured with time stamps around each step at 60k q/s, the
 //! slot and the node cost a few hundred cycles each, more than the rest of the answer's work
-//! together, while the same steps on a few hot names cost about a hundred. The UDP path starts each
-//! packet's look-up (slot, then node) a few packets ahead of its answer, so that under load
-//! the misses overlap.
+//! together, while the same steps on a few hot names cost about a hundred. The UDP path
+//! starts each packet's look-up (slot, then node) a few packets ahead of its answer, so that
+//! under load the misses overlap.
 //!
 //! Names are hashed with one process-wide keyed hasher, so a part's hashes stay valid in
 //! every snapshot that reuses the part, and the index is rebuilt from them on reload without
