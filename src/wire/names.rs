@@ -20,9 +20,11 @@
 //! Node layout at its offset:
 //! `node_len u32 | key_len u8 | key | count u8 | has_any_tcp u8 | entries | blobs`
 //! (`node_len` counts the whole node, itself included), where each entry is
-//! `qtype u16 | full_len u16 | trimmed_len u16` (little endian; `trimmed_len` 0 means "no
-//! variant without additional records"), the ANY-over-TCP entry last with qtype 0, and the
-//! blobs are each entry's full answer followed by its trimmed variant.
+//! `qtype u16 | offset u32 | full_len u16 | trimmed_len u16` (little endian; `offset` counts
+//! from the first blob, so an answer is found without summing the ones before it;
+//! `trimmed_len` 0 means "no variant without additional records"), the ANY-over-TCP entry
+//! last with qtype 0, and the blobs are each entry's full answer followed by its trimmed
+//! variant.
 
 use std::sync::{Arc, OnceLock};
 
@@ -43,7 +45,8 @@ pub struct OwnedPrebuilt {
     pub without_additional: Option<Vec<u8>>,
 }
 
-const ENTRY: usize = 6;
+/// Bytes of one entry: qtype, blob offset, full and trimmed lengths.
+const ENTRY: usize = 10;
 
 /// The answers of one name.
 #[derive(Debug, Clone, Copy)]
@@ -55,31 +58,22 @@ pub struct NodeAnswers<'a> {
 }
 
 impl<'a> NodeAnswers<'a> {
+    /// The answer of entry `index`, read from its offset and lengths.
     #[inline(always)]
-    fn entry(&self, index: usize) -> Option<(u16, Prebuilt<'a>)> {
-        let mut offset = 0;
-        for i in 0..=index {
-            let e = self.entries.get(i * ENTRY..i * ENTRY + ENTRY)?;
-            let qtype = u16::from_le_bytes([e[0], e[1]]);
-            let full = u16::from_le_bytes([e[2], e[3]]) as usize;
-            let trimmed = u16::from_le_bytes([e[4], e[5]]) as usize;
-            if i == index {
-                let full_bytes = self.blobs.get(offset..offset + full)?;
-                let trimmed_bytes = match trimmed {
-                    0 => None,
-                    n => Some(self.blobs.get(offset + full..offset + full + n)?),
-                };
-                return Some((
-                    qtype,
-                    Prebuilt {
-                        full: full_bytes,
-                        without_additional: trimmed_bytes,
-                    },
-                ));
-            }
-            offset += full + trimmed;
-        }
-        None
+    fn entry(&self, index: usize) -> Option<Prebuilt<'a>> {
+        let e = self.entries.get(index * ENTRY..index * ENTRY + ENTRY)?;
+        let offset = u32::from_le_bytes([e[2], e[3], e[4], e[5]]) as usize;
+        let full = u16::from_le_bytes([e[6], e[7]]) as usize;
+        let trimmed = u16::from_le_bytes([e[8], e[9]]) as usize;
+        let full_bytes = self.blobs.get(offset..offset + full)?;
+        let without_additional = match trimmed {
+            0 => None,
+            n => Some(self.blobs.get(offset + full..offset + full + n)?),
+        };
+        Some(Prebuilt {
+            full: full_bytes,
+            without_additional,
+        })
     }
 
     /// The answer for a record type the name has.
@@ -91,20 +85,18 @@ impl<'a> NodeAnswers<'a> {
                     .get(i * ENTRY..i * ENTRY + 2)
                     .is_some_and(|t| u16::from_le_bytes([t[0], t[1]]) == qtype)
             })
-            .and_then(|i| self.entry(i).map(|(_, p)| p))
+            .and_then(|i| self.entry(i))
     }
 
     /// The first record set's answer (ANY over UDP: RFC 8482 lets one RRset answer).
     pub fn first(&self) -> Option<Prebuilt<'a>> {
-        (self.count > 0)
-            .then(|| self.entry(0).map(|(_, p)| p))
-            .flatten()
+        (self.count > 0).then(|| self.entry(0)).flatten()
     }
 
     /// ANY over TCP: every record set.
     pub fn any_tcp(&self) -> Option<Prebuilt<'a>> {
         if self.has_any_tcp {
-            self.entry(self.count).map(|(_, p)| p)
+            self.entry(self.count)
         } else {
             self.first()
         }
@@ -210,13 +202,16 @@ impl PartNamesBuilder {
             .map(|(t, p)| (*t, p))
             .chain(any_tcp.map(|p| (0, p)))
             .collect();
+        let mut offset = 0u32;
         for (qtype, p) in &all {
+            let trimmed = p.without_additional.as_ref().map_or(0, Vec::len);
             self.arena.extend_from_slice(&qtype.to_le_bytes());
+            self.arena.extend_from_slice(&offset.to_le_bytes());
             self.arena
                 .extend_from_slice(&(p.full.len() as u16).to_le_bytes());
-            let trimmed = p.without_additional.as_ref().map_or(0, Vec::len);
             self.arena
                 .extend_from_slice(&(trimmed as u16).to_le_bytes());
+            offset += (p.full.len() + trimmed) as u32;
         }
         for (_, p) in &all {
             self.arena.extend_from_slice(&p.full);
