@@ -248,7 +248,7 @@ fn run(
         let snapshot: &Snapshot = snapshots.load();
         let acl: &QueryAcl = acl.load();
         let index = snapshot.index();
-        read_question_names(snapshot, &mut batch, used);
+        read_question_names(index, &mut batch, used);
         for slot in &batch.slots[..used.min(SLOT_AHEAD)] {
             slot.prefetch_slot(index);
         }
@@ -355,8 +355,7 @@ impl PacketSlot {
 
 /// Reads and hashes every packet's question name, ahead of the answers, so that look-ups can
 /// be started ahead of them.
-fn read_question_names(snapshot: &Snapshot, batch: &mut Batch, used: usize) {
-    let index = snapshot.index();
+fn read_question_names(index: &NameIndex, batch: &mut Batch, used: usize) {
     for i in 0..used {
         let slot = &mut batch.slots[i];
         slot.named = received_packet(&batch.recv_hdrs[i], &batch.recv_bufs[i])

@@ -20,7 +20,7 @@ use std::ptr::NonNull;
 const HUGE_PAGE: usize = 2 << 20;
 /// Smallest table worth a mapping of its own: at 256 KiB the rounding to 2 MiB costs at most
 /// 1.75 MiB, for every table the benchmark's realistic operator set and larger ones build.
-pub const HUGE_MIN_BYTES: usize = 256 << 10;
+const HUGE_MIN_BYTES: usize = 256 << 10;
 
 /// A fixed-length array of `u64`, filled with one value when made.
 pub struct U64Table {
