@@ -70,6 +70,7 @@ pub enum Reject {
 
 /// Lower-cased QNAME in wire format, in a stack buffer.
 pub struct LowerName {
+    /// 255 octets: the longest name there is, and so the limit `read_qname` enforces.
     pub bytes: [u8; 255],
     pub len: usize,
 }
@@ -122,14 +123,11 @@ fn read_qname(bytes: &[u8], at: usize, lower: &mut LowerName) -> Option<usize> {
         }
         pos += 1 + len;
     }
-    // The name's length is checked once, at the end: the walk cannot run away meanwhile (each
-    // step reads a byte of the packet, and a packet is at most a few KiB).
-    if pos - at + 1 > 255 {
-        return None;
-    }
+    // The walk moves forward one label at a time within the packet, so it ends; the name's
+    // length limit (255 octets, RFC 1035 §2.3.4) is `lower`'s buffer, checked right here.
     let name = bytes.get(at..=pos)?;
-    lower.len = name.len();
     let out = lower.bytes.get_mut(..name.len())?;
+    lower.len = name.len();
     let mut chunks = name.chunks_exact(8);
     let mut dst = out.chunks_exact_mut(8);
     for (src, dst) in (&mut chunks).zip(&mut dst) {
@@ -374,6 +372,22 @@ mod tests {
         }
         long.push(0);
         assert!(!question_name(&long, &mut lower));
+        // At the limit: 255 octets is a name (RFC 1035 §2.3.4), 256 is not.
+        for (last_label, accepted) in [(61u8, true), (62, false)] {
+            let mut packet = vec![0u8; 12];
+            for _ in 0..3 {
+                packet.push(63);
+                packet.extend_from_slice(&[b'Y'; 63]);
+            }
+            packet.push(last_label);
+            packet.extend(std::iter::repeat_n(b'z', last_label as usize));
+            packet.push(0);
+            assert_eq!(question_name(&packet, &mut lower), accepted, "{last_label}");
+            if accepted {
+                assert_eq!(lower.len, 255);
+                assert_eq!(lower.bytes[1], b'y');
+            }
+        }
     }
 
     use super::*;
