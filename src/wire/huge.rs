@@ -1,13 +1,16 @@
-//! Memory for the name index's slot table: large tables in transparent huge pages.
+//! Memory for the name index (its slot table and its arena of nodes): large arrays in
+//! transparent huge pages.
 //!
-//! Every packet reads one slot at a random place in the table, and at moderate rates the
-//! worker wakes with cold caches and a cold TLB, so that read is a page walk (a two-level one
-//! under a hypervisor) and then a memory access. A table mapped in 2 MiB pages needs one
-//! TLB entry per 2 MiB instead of 512. Measured with time stamps at 60k q/s (3,223 operators,
-//! 512 KiB of slots, four alternations): the step from a question name to its node's address
-//! took 60–170 cycles less per packet (of 850–1,000).
+//! Every packet reads one slot and then one node, each at a random place in megabytes, and
+//! at moderate rates the worker wakes with cold caches and a cold TLB, so each read is a page
+//! walk (a two-level one under a hypervisor) and then a memory access. An array mapped in
+//! 2 MiB pages needs one TLB entry per 2 MiB instead of 512. Measured with time stamps at
+//! 60k q/s (3,223 operators, four alternations): slots in huge pages took the step from a
+//! question name to its node's address 60–170 cycles lower per packet (of 850–1,000);
+//! nodes in huge pages too, the user-space work per packet went from ~1,500 to ~1,200
+//! cycles.
 //!
-//! Tables of [`HUGE_MIN_BYTES`] or more get their own anonymous mapping, rounded up to whole
+//! Arrays of [`HUGE_MIN_BYTES`] or more get their own anonymous mapping, rounded up to whole
 //! 2 MiB pages and advised with `MADV_HUGEPAGE` (honoured when the system's transparent huge
 //! pages are `always` or `madvise`, the usual defaults); smaller ones stay on the heap, where
 //! rounding up would cost more memory than the walk does time. Anything that fails falls back
@@ -22,13 +25,25 @@ const HUGE_PAGE: usize = 2 << 20;
 /// 1.75 MiB, for every table the benchmark's realistic operator set and larger ones build.
 const HUGE_MIN_BYTES: usize = 256 << 10;
 
-/// A fixed-length array of `u64`, filled with one value when made.
-pub struct U64Table {
-    /// The elements, wherever they live: read on every packet, so a look at the table is two
+/// Element types whose every bit pattern, all-zero included (what a fresh mapping holds), is
+/// a valid value. Sealed: only the integers the index stores.
+pub trait Plain: Copy + sealed::Sealed {}
+impl Plain for u8 {}
+impl Plain for u64 {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u8 {}
+    impl Sealed for u64 {}
+}
+
+/// A fixed-length array of plain values, filled with one value when made.
+pub struct HugeSlice<T: Plain> {
+    /// The elements, wherever they live: read on every packet, so a look at the array is two
     /// loads and no branch on where it was allocated.
-    start: NonNull<u64>,
+    start: NonNull<T>,
     len: usize,
-    /// Who frees the memory: the heap (a leaked `Box<[u64]>`, taken back on drop) or a
+    /// Who frees the memory: the heap (a leaked `Box<[T]>`, taken back on drop) or a
     /// mapping of its own.
     owner: Owner,
 }
@@ -42,61 +57,88 @@ enum Owner {
     },
 }
 
-// SAFETY: a `U64Table` owns its elements alone, like a `Box<[u64]>`; shared access only reads.
-unsafe impl Send for U64Table {}
-// SAFETY: as above; `&U64Table` hands out only shared slices.
-unsafe impl Sync for U64Table {}
+// SAFETY: a `HugeSlice` owns its elements alone, like a `Box<[T]>`; shared access only reads.
+unsafe impl<T: Plain + Send> Send for HugeSlice<T> {}
+// SAFETY: as above; `&HugeSlice` hands out only shared slices.
+unsafe impl<T: Plain + Sync> Sync for HugeSlice<T> {}
 
-impl U64Table {
-    /// `len` copies of `fill`, in huge pages when the table is large enough and the mapping
+impl<T: Plain> HugeSlice<T> {
+    /// `len` copies of `fill`, in huge pages when the array is large enough and the mapping
     /// can be made.
-    pub fn filled(len: usize, fill: u64) -> U64Table {
+    pub fn filled(len: usize, fill: T) -> HugeSlice<T> {
         #[cfg(target_os = "linux")]
-        if len.saturating_mul(8) >= HUGE_MIN_BYTES {
-            if let Some((start, bytes)) = map_huge(len) {
-                let mut table = U64Table {
-                    start,
-                    len,
-                    owner: Owner::Mapped { bytes },
-                };
-                table.fill(fill);
-                return table;
-            }
+        if let Some(mut array) = Self::mapped(len) {
+            array.fill(fill);
+            return array;
         }
-        let elements: NonNull<[u64]> = NonNull::from(Box::leak(vec![fill; len].into_boxed_slice()));
-        U64Table {
+        Self::on_heap(vec![fill; len])
+    }
+
+    /// A mapping of its own for `len` elements (unfilled: zero bytes), if the array is large
+    /// enough to be worth one and it can be made.
+    #[cfg(target_os = "linux")]
+    fn mapped(len: usize) -> Option<HugeSlice<T>> {
+        let size = len.checked_mul(std::mem::size_of::<T>())?;
+        if size < HUGE_MIN_BYTES {
+            return None;
+        }
+        let (start, bytes) = map_huge(size)?;
+        Some(HugeSlice {
+            start: start.cast(),
+            len,
+            owner: Owner::Mapped { bytes },
+        })
+    }
+
+    fn on_heap(elements: Vec<T>) -> HugeSlice<T> {
+        let len = elements.len();
+        let elements: NonNull<[T]> = NonNull::from(Box::leak(elements.into_boxed_slice()));
+        HugeSlice {
             start: elements.cast(),
             len,
             owner: Owner::Heap,
         }
     }
 
-    /// Whether the table has a mapping of its own (advised for huge pages).
+    /// Whether the array has a mapping of its own (advised for huge pages).
     #[cfg(test)]
     fn is_mapped(&self) -> bool {
         !matches!(self.owner, Owner::Heap)
     }
 }
 
-impl Deref for U64Table {
-    type Target = [u64];
+impl HugeSlice<u8> {
+    /// `len` zero bytes. A fresh mapping is zero already, so pages are first touched by
+    /// whoever fills them.
+    pub fn zeroed(len: usize) -> HugeSlice<u8> {
+        #[cfg(target_os = "linux")]
+        if let Some(array) = Self::mapped(len) {
+            return array;
+        }
+        Self::on_heap(vec![0; len])
+    }
+}
+
+impl<T: Plain> Deref for HugeSlice<T> {
+    type Target = [T];
 
     #[inline(always)]
-    fn deref(&self) -> &[u64] {
-        // SAFETY: `start` begins `len` initialised elements owned by this table (a leaked box
-        // or a mapping, neither moved nor freed before `drop`).
+    fn deref(&self) -> &[T] {
+        // SAFETY: `start` begins `len` initialised elements owned by this array (a leaked box
+        // or a mapping, zero-filled by the kernel, neither moved nor freed before `drop`);
+        // all-zero bytes are a valid `T` (the `Plain` bound).
         unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
     }
 }
 
-impl DerefMut for U64Table {
-    fn deref_mut(&mut self) -> &mut [u64] {
+impl<T: Plain> DerefMut for HugeSlice<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as in `deref`, and `&mut self` makes the access unique.
         unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), self.len) }
     }
 }
 
-impl Drop for U64Table {
+impl<T: Plain> Drop for HugeSlice<T> {
     fn drop(&mut self) {
         match self.owner {
             Owner::Heap => {
@@ -115,11 +157,11 @@ impl Drop for U64Table {
     }
 }
 
-/// An anonymous private mapping for `len` elements, aligned to and sized in whole huge pages
+/// An anonymous private mapping for `size` bytes, aligned to and sized in whole huge pages
 /// and advised for them: its start and size in bytes.
 #[cfg(target_os = "linux")]
-fn map_huge(len: usize) -> Option<(NonNull<u64>, usize)> {
-    let bytes = len.checked_mul(8)?.checked_next_multiple_of(HUGE_PAGE)?;
+fn map_huge(size: usize) -> Option<(NonNull<u8>, usize)> {
+    let bytes = size.checked_next_multiple_of(HUGE_PAGE)?;
     // Map one huge page more, so an aligned run of `bytes` lies inside, then give back
     // the unaligned head and the tail.
     let reserve = bytes.checked_add(HUGE_PAGE)?;
@@ -155,7 +197,7 @@ fn map_huge(len: usize) -> Option<(NonNull<u64>, usize)> {
         // Advice only: without it (or where refused) the table works in base pages.
         libc::madvise(aligned as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
     }
-    Some((NonNull::new(aligned as *mut u64)?, bytes))
+    Some((NonNull::new(aligned as *mut u8)?, bytes))
 }
 
 #[cfg(test)]
@@ -164,12 +206,12 @@ mod tests {
 
     #[test]
     fn small_tables_stay_on_the_heap_and_large_ones_are_mapped() {
-        let small = U64Table::filled(1000, 7);
+        let small = HugeSlice::<u64>::filled(1000, 7);
         assert!(!small.is_mapped());
         assert!(small.iter().all(|&v| v == 7) && small.len() == 1000);
 
         let len = HUGE_MIN_BYTES / 8 + 3;
-        let mut large = U64Table::filled(len, u64::MAX);
+        let mut large = HugeSlice::<u64>::filled(len, u64::MAX);
         assert_eq!(large.len(), len);
         assert!(large.iter().all(|&v| v == u64::MAX));
         #[cfg(target_os = "linux")]
@@ -195,7 +237,7 @@ mod tests {
             eprintln!("transparent huge pages are off here; nothing to check");
             return;
         }
-        let table = U64Table::filled(HUGE_PAGE / 8, 1);
+        let table = HugeSlice::<u64>::filled(HUGE_PAGE / 8, 1);
         let start = table.as_ptr() as usize;
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
         // The mapping's own entry: its header line starts with its address range.

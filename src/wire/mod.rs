@@ -3,10 +3,12 @@
 //! Layout:
 //! - `query`: reading a query's bytes without allocating;
 //! - `names`: the compact name → prebuilt answers table;
-//! - `huge`: the memory of that table's slots (large tables in huge pages);
+//! - `arena`: the chunks holding the compiled parts' bytes, kept across reloads;
+//! - `huge`: the memory of that table's slots and of those chunks (large ones in huge pages);
 //! - `snapshot`: a zone with every positive answer prebuilt as response bytes;
 //! - `respond`: query bytes → response bytes, shared by UDP and TCP.
 
+mod arena;
 mod huge;
 pub mod names;
 pub mod query;

@@ -1,8 +1,9 @@
 //! A compact, read-only index from lower-case wire names to their prebuilt answers.
 //!
-//! Each zone part (one MCC, or the apex) is compiled into one byte arena: every node's key, a
-//! small index of its answers and the answer bytes themselves, back to back ([`PartNames`]).
-//! A snapshot puts the names of all its parts into one open-addressing table of packed
+//! Each zone part (one MCC, or the apex) is compiled into one run of bytes: every node's key,
+//! a small index of its answers and the answer bytes themselves, back to back
+//! ([`PartNames`]). A snapshot places the runs of its parts in a few large chunks (in huge
+//! pages: [`super::arena`]) and puts their names into one open-addressing table of packed
 //! 8-byte slots (hash tag and the node's address: [`NameIndex`]). A look-up therefore reads
 //! one slot and one contiguous run of bytes: no per-MCC map, no per-part table header and no
 //! array of arena handles in between. That matters most at moderate rates, when a worker
@@ -15,7 +16,7 @@
 //!
 //! Names are hashed with one process-wide keyed hasher, so a part's hashes stay valid in
 //! every snapshot that reuses the part, and the index is rebuilt from them on reload without
-//! rehashing.
+//! rehashing; a reused part's bytes mostly stay in the chunk where an earlier build put them.
 //!
 //! Node layout at its offset:
 //! `node_len u32 | key_len u8 | key | count u8 | has_any_tcp u8 | entries | blobs`
@@ -28,7 +29,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::huge::U64Table;
+use super::arena::{place, Chunk, PartBytes, CHUNK_LIMIT};
+use super::huge::HugeSlice;
 
 /// A prebuilt response and, when it has additional records, the same without them (used when
 /// the full one does not fit the client's size limit: RFC 2181 §9 lets additional data go).
@@ -167,17 +169,17 @@ impl NameHasher {
     }
 }
 
-/// The compiled names of one zone part: the arena and each name's (hash, offset).
+/// The compiled names of one zone part: its nodes' bytes and each name's (hash, offset).
 #[derive(Default)]
 pub struct PartNames {
-    arena: Arc<[u8]>,
-    names: Box<[(u64, u32)]>,
+    bytes: PartBytes,
+    names: Arc<[(u64, u32)]>,
 }
 
-/// Collects a part's names and answers into an arena.
+/// Collects a part's names and answers into one run of bytes.
 #[derive(Default)]
 pub struct PartNamesBuilder {
-    arena: Vec<u8>,
+    bytes: Vec<u8>,
     names: Vec<(u64, u32)>,
 }
 
@@ -190,12 +192,12 @@ impl PartNamesBuilder {
         any_tcp: Option<&OwnedPrebuilt>,
     ) {
         let key = &key[..key.len().min(255)];
-        let start = self.arena.len();
-        self.arena.extend_from_slice(&[0; NODE_LEN]);
-        self.arena.push(key.len() as u8);
-        self.arena.extend_from_slice(key);
-        self.arena.push(answers.len().min(255) as u8);
-        self.arena.push(any_tcp.is_some() as u8);
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; NODE_LEN]);
+        self.bytes.push(key.len() as u8);
+        self.bytes.extend_from_slice(key);
+        self.bytes.push(answers.len().min(255) as u8);
+        self.bytes.push(any_tcp.is_some() as u8);
         let all: Vec<(u16, &OwnedPrebuilt)> = answers
             .iter()
             .take(255)
@@ -205,34 +207,39 @@ impl PartNamesBuilder {
         let mut offset = 0u32;
         for (qtype, p) in &all {
             let trimmed = p.without_additional.as_ref().map_or(0, Vec::len);
-            self.arena.extend_from_slice(&qtype.to_le_bytes());
-            self.arena.extend_from_slice(&offset.to_le_bytes());
-            self.arena
+            self.bytes.extend_from_slice(&qtype.to_le_bytes());
+            self.bytes.extend_from_slice(&offset.to_le_bytes());
+            self.bytes
                 .extend_from_slice(&(p.full.len() as u16).to_le_bytes());
-            self.arena
+            self.bytes
                 .extend_from_slice(&(trimmed as u16).to_le_bytes());
             offset += (p.full.len() + trimmed) as u32;
         }
         for (_, p) in &all {
-            self.arena.extend_from_slice(&p.full);
+            self.bytes.extend_from_slice(&p.full);
             if let Some(t) = &p.without_additional {
-                self.arena.extend_from_slice(t);
+                self.bytes.extend_from_slice(t);
             }
         }
-        let node_len = (self.arena.len() - start) as u32;
-        self.arena[start..start + NODE_LEN].copy_from_slice(&node_len.to_le_bytes());
+        let node_len = (self.bytes.len() - start) as u32;
+        self.bytes[start..start + NODE_LEN].copy_from_slice(&node_len.to_le_bytes());
         self.names.push((NameHasher::get().hash(key), start as u32));
     }
 
     pub fn finish(self) -> PartNames {
         PartNames {
-            arena: self.arena.into(),
-            names: self.names.into_boxed_slice(),
+            bytes: PartBytes::Built(self.bytes.into_boxed_slice()),
+            names: self.names.into(),
         }
     }
 }
 
 impl PartNames {
+    /// The part's nodes, back to back.
+    fn bytes(&self) -> &[u8] {
+        self.bytes.bytes()
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }
@@ -256,11 +263,11 @@ fn tag_of(hash: u64) -> u64 {
     hash >> 48
 }
 
-/// The node starting at `offset` of `arena`, if its length prefix lies within the arena.
-fn node_at(arena: &[u8], offset: usize) -> Option<&[u8]> {
-    let prefix = arena.get(offset..offset + NODE_LEN)?;
+/// The node starting at `offset` of `bytes`, if it lies whole within them.
+fn node_at(bytes: &[u8], offset: usize) -> Option<&[u8]> {
+    let prefix = bytes.get(offset..offset + NODE_LEN)?;
     let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-    arena.get(offset..offset.checked_add(len)?)
+    bytes.get(offset..offset.checked_add(len)?)
 }
 
 /// The names of every part of a snapshot in one table. Read-only once built.
@@ -268,11 +275,11 @@ pub struct NameIndex {
     /// A copy of the process's hasher, kept beside the slots it indexes.
     hasher: NameHasher,
     /// Tag and node address per name. Invariant: every address is the start of a node whose
-    /// whole length (`node_len`) lies inside one of `arenas` (checked when built).
-    slots: U64Table,
-    /// The arenas the slots point into, held only to keep them alive: an `Arc<[u8]>` is
-    /// never written after it is built, and its bytes do not move while a handle lives.
-    _arenas: Box<[Arc<[u8]>]>,
+    /// whole length (`node_len`) lies inside one of `chunks` (checked when built).
+    slots: HugeSlice<u64>,
+    /// The chunks holding the nodes the slots point into; held only to keep them alive: never
+    /// written once shared, and their bytes do not move while a handle lives.
+    _chunks: Box<[Arc<Chunk>]>,
     len: usize,
 }
 
@@ -295,18 +302,31 @@ fn prefetch(ptr: *const u8) {
 }
 
 impl NameIndex {
-    /// Lays out the slots for `parts` (at most half full, so probes stay short). A name
-    /// whose node does not lie whole inside its arena, or whose address does not fit in a
-    /// slot, is left out (neither happens with arenas built by [`PartNamesBuilder`]).
-    pub fn build(parts: &[&PartNames]) -> NameIndex {
+    /// Places the nodes of `parts` in chunks ([`place`]: a part compiled anew is copied into a
+    /// new chunk, a part placed by an earlier build mostly stays where it is) and lays out the
+    /// slots for them (at most half full, so probes stay short); returns the index and each
+    /// part as placed, to be kept (and given to the next build) instead of the part given. A
+    /// name whose node does not lie whole inside its part, or whose address does not fit in a
+    /// slot, is left out (neither happens with parts built by [`PartNamesBuilder`]).
+    pub fn build(parts: &[&PartNames]) -> (NameIndex, Vec<PartNames>) {
+        let bytes: Vec<&PartBytes> = parts.iter().map(|p| &p.bytes).collect();
+        let (placed_bytes, chunks) = place(&bytes, CHUNK_LIMIT);
+        let placed: Vec<PartNames> = parts
+            .iter()
+            .zip(placed_bytes)
+            .map(|(part, bytes)| PartNames {
+                bytes,
+                names: part.names.clone(),
+            })
+            .collect();
         let capacity: usize = parts.iter().map(|p| p.len()).sum();
         let size = (capacity * 2).next_power_of_two().max(8);
-        let mut slots = U64Table::filled(size, EMPTY);
+        let mut slots = HugeSlice::filled(size, EMPTY);
         let mask = size - 1;
         let mut len = 0;
-        for part in parts {
+        for part in &placed {
             for &(hash, offset) in part.names.iter() {
-                let Some(node) = node_at(&part.arena, offset as usize) else {
+                let Some(node) = node_at(part.bytes(), offset as usize) else {
                     continue;
                 };
                 let address = node.as_ptr() as u64;
@@ -321,20 +341,21 @@ impl NameIndex {
                 len += 1;
             }
         }
-        NameIndex {
+        let index = NameIndex {
             hasher: NameHasher::get(),
             slots,
-            _arenas: parts.iter().map(|p| p.arena.clone()).collect(),
+            _chunks: chunks.into_boxed_slice(),
             len,
-        }
+        };
+        (index, placed)
     }
 
     /// The node a filled slot of this index points at.
     #[inline(always)]
     fn node_of(&self, slot: u64) -> &[u8] {
         let start = (slot & ADDRESS_MASK) as *const u8;
-        // SAFETY: by the slots' invariant, `start` begins a node lying whole inside an arena
-        // this index owns (immutable, not moved while owned), so its `NODE_LEN` prefix and
+        // SAFETY: by the slots' invariant, `start` begins a node lying whole inside a chunk
+        // this index holds (immutable, not moved while held), so its `NODE_LEN` prefix and
         // then its `node_len` bytes are readable for as long as `self` is borrowed.
         unsafe {
             let len = u32::from_le_bytes(std::ptr::read_unaligned(start.cast::<[u8; NODE_LEN]>()));
@@ -472,7 +493,7 @@ mod tests {
             );
         }
         let (first, second) = (first.finish(), second.finish());
-        let index = NameIndex::build(&[&first, &second]);
+        let (index, placed) = NameIndex::build(&[&first, &second]);
         assert_eq!(index.len(), 1002);
         let node = index.get(b"\x03bsf\x00").unwrap();
         assert_eq!(node.answer(1).unwrap().full, &a.full[..]);
@@ -494,8 +515,12 @@ mod tests {
             let n = index.get(format!("\x04n{i:03}\x00").as_bytes()).unwrap();
             assert_eq!(n.answer(16).unwrap().full.len(), 10 + (i % 7) as usize);
         }
-        // The same parts give the same answers in a second index (hashes are reused).
-        let again = NameIndex::build(&[&second]);
+        // The same parts give the same answers in a second index (hashes are reused), built
+        // from the parts as the first placed them, and still once the first index and the
+        // parts as built are gone (the second holds the chunk it shares with the first).
+        drop((index, first, second));
+        let (again, _) = NameIndex::build(&[&placed[1]]);
+        drop(placed);
         assert!(again.get(b"\x03bsf\x00").is_none());
         assert_eq!(
             again
@@ -515,21 +540,23 @@ mod tests {
         builder.insert(b"\x03bsf\x00", &[(1, prebuilt(1, 40, None))], None);
         let whole = builder.finish();
         let key = b"\x03bsf\x00";
-        assert!(NameIndex::build(&[&whole]).get(key).is_some());
+        assert!(NameIndex::build(&[&whole]).0.get(key).is_some());
         // The same node with its last byte cut off: its length prefix now points past the
-        // arena's end, so the slot would let a look-up read beyond it.
+        // part's end, so the slot would let a look-up read beyond it (into the next part's
+        // bytes, or past the arena).
+        let bytes = whole.bytes();
         let cut = PartNames {
-            arena: Arc::from(&whole.arena[..whole.arena.len() - 1]),
+            bytes: PartBytes::Built(bytes[..bytes.len() - 1].into()),
             names: whole.names.clone(),
         };
-        let index = NameIndex::build(&[&cut]);
+        let (index, _) = NameIndex::build(&[&cut]);
         assert_eq!(index.len(), 0);
         assert!(index.get(key).is_none());
     }
 
     #[test]
     fn empty_index_finds_nothing() {
-        let index = NameIndex::build(&[]);
+        let (index, _) = NameIndex::build(&[]);
         assert!(index.is_empty() && index.get(b"\x00").is_none());
         index.prefetch_slot(index.hash(b"\x00"));
         index.prefetch_node(index.hash(b"\x00"));

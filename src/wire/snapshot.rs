@@ -227,9 +227,16 @@ impl Snapshot {
                 parts.insert(mcc, Arc::new(CompiledPart { part, names }));
             }
         }
+        // One arena for the snapshot: every part's bytes are copied into it, and the parts
+        // kept for the next snapshot are the copies (the apex is compiled anew every time).
+        let compiled: Vec<(Mcc, Arc<CompiledPart>)> = parts.drain().collect();
         let mut all: Vec<&PartNames> = vec![&apex_names];
-        all.extend(parts.values().map(|p| &p.names));
-        let index = NameIndex::build(&all);
+        all.extend(compiled.iter().map(|(_, c)| &c.names));
+        let (index, placed) = NameIndex::build(&all);
+        for ((mcc, c), names) in compiled.iter().zip(placed.into_iter().skip(1)) {
+            let part = c.part.clone();
+            parts.insert(*mcc, Arc::new(CompiledPart { part, names }));
+        }
         Snapshot {
             apex_wire: inline_name(&wire_key(zone.apex())),
             soa_tail: soa_tail(&zone),
