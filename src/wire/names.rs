@@ -289,6 +289,9 @@ pub struct NameIndex {
 /// last). Measured at 60k q/s against four lines: the answer copy ~60 cycles less per packet.
 const NODE_PREFETCH_LINES: usize = 8;
 
+/// Slots of a probe sequence the node prefetch looks at before giving up.
+const PREFETCH_PROBES: usize = 4;
+
 /// Asks the CPU to start loading a cache line; never faults, whatever the address.
 #[inline(always)]
 fn prefetch(ptr: *const u8) {
@@ -406,18 +409,31 @@ impl NameIndex {
         }
     }
 
-    /// Second step: with the slot at hand, start loading the node's first bytes.
+    /// Second step: with the slot at hand, start loading the node's first bytes. The node
+    /// is looked for in the first few slots of the probe sequence, not only the home slot:
+    /// at the table's load a quarter of the names sit past their home slot (linear probing
+    /// averages ~1.4 probes per hit at 42% full), and a node not prefetched is a miss that
+    /// nothing overlaps.
     #[inline]
     pub fn prefetch_node(&self, hash: u64) {
-        let Some(&slot) = self.slots.get(self.home(hash)) else {
-            return;
-        };
-        if slot == EMPTY || tag_of(slot) != tag_of(hash) {
-            return;
-        }
-        let start = (slot & ADDRESS_MASK) as *const u8;
-        for line in 0..NODE_PREFETCH_LINES {
-            prefetch(start.wrapping_add(64 * line));
+        let mask = self.slots.len().wrapping_sub(1);
+        let tag = tag_of(hash);
+        let mut index = self.home(hash);
+        for _ in 0..PREFETCH_PROBES {
+            let Some(&slot) = self.slots.get(index) else {
+                return;
+            };
+            if slot == EMPTY {
+                return;
+            }
+            if tag_of(slot) == tag {
+                let start = (slot & ADDRESS_MASK) as *const u8;
+                for line in 0..NODE_PREFETCH_LINES {
+                    prefetch(start.wrapping_add(64 * line));
+                }
+                return;
+            }
+            index = (index + 1) & mask;
         }
     }
 
