@@ -12,9 +12,11 @@
 //! into one new arena took a reload from ~0.6 s to 1.0–1.4 s). So a part placed once stays
 //! in its chunk, and each build puts only the parts compiled anew into new chunks, together
 //! with the parts of any chunk that has become mostly garbage (less than half of its bytes
-//! still used by the parts given): copying those frees the old chunk once the snapshots
-//! using it are gone, so memory stays within about twice what the parts need, and the copy
-//! a build makes is bounded by what changed plus a few chunks.
+//! still used by the parts given) or is small (under [`KEEP_MIN`]: the few parts a reload
+//! compiled): copying those frees the old chunk once the snapshots using it are gone, so
+//! memory stays within about twice what the parts need, reloads that each change a few parts
+//! do not leave a trail of small chunks on the heap, and the copy a build makes is bounded by
+//! what changed plus a few chunks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +26,10 @@ use super::huge::HugeSlice;
 /// Largest chunk a build fills (a part larger than this gets a chunk of its own): large
 /// enough for few TLB entries, small enough that moving a chunk's parts is a short copy.
 pub const CHUNK_LIMIT: usize = 16 << 20;
+
+/// Smallest chunk whose parts stay where they are: one huge page. The parts of smaller ones
+/// are gathered into the next build's new chunk.
+pub const KEEP_MIN: usize = 2 << 20;
 
 /// One chunk: parts' bytes back to back, never written once shared.
 pub type Chunk = HugeSlice<u8>;
@@ -65,9 +71,14 @@ impl PartBytes {
 }
 
 /// The parts as placed (in the order given) and every chunk they lie in. Parts already in a
-/// chunk that stays at least half used keep their place; the others are copied, in order,
-/// into new chunks of at most `limit` bytes (a larger part alone in one of its size).
-pub fn place(parts: &[&PartBytes], limit: usize) -> (Vec<PartBytes>, Vec<Arc<Chunk>>) {
+/// chunk of at least `keep_min` bytes that stays at least half used keep their place; the
+/// others are copied, in order, into new chunks of at most `limit` bytes (a larger part alone
+/// in one of its size).
+pub fn place(
+    parts: &[&PartBytes],
+    limit: usize,
+    keep_min: usize,
+) -> (Vec<PartBytes>, Vec<Arc<Chunk>>) {
     let mut used: HashMap<*const Chunk, usize> = HashMap::new();
     for part in parts {
         if let Some(chunk) = part.chunk() {
@@ -75,8 +86,9 @@ pub fn place(parts: &[&PartBytes], limit: usize) -> (Vec<PartBytes>, Vec<Arc<Chu
         }
     }
     let stays = |part: &PartBytes| {
-        part.chunk()
-            .is_some_and(|c| used.get(&Arc::as_ptr(c)).is_some_and(|&u| 2 * u >= c.len()))
+        part.chunk().is_some_and(|c| {
+            c.len() >= keep_min && used.get(&Arc::as_ptr(c)).is_some_and(|&u| 2 * u >= c.len())
+        })
     };
 
     // Lay out the moving parts: (new chunk, start) for each, and each new chunk's size.
@@ -153,7 +165,7 @@ mod tests {
     fn built_parts_are_packed_into_chunks_up_to_the_limit() {
         let parts = [built(1, 40), built(2, 50), built(3, 30), built(4, 200)];
         let refs: Vec<&PartBytes> = parts.iter().collect();
-        let (placed, chunks) = place(&refs, 100);
+        let (placed, chunks) = place(&refs, 100, 0);
         for (part, fill) in placed.iter().zip([1u8, 2, 3, 4]) {
             assert!(part.chunk().is_some());
             assert!(part.bytes().iter().all(|&b| b == fill));
@@ -174,18 +186,18 @@ mod tests {
     fn placed_parts_stay_while_their_chunk_is_half_used_and_move_after() {
         let parts = [built(1, 60), built(2, 40)];
         let refs: Vec<&PartBytes> = parts.iter().collect();
-        let (first, _) = place(&refs, 1000);
+        let (first, _) = place(&refs, 1000, 0);
         // The part of 40 is replaced by a fresh one: the chunk is still 60% used, so the part
         // of 60 keeps its place and only the fresh part is copied.
         let fresh = built(3, 40);
-        let (second, chunks) = place(&[&first[0], &fresh], 1000);
+        let (second, chunks) = place(&[&first[0], &fresh], 1000, 0);
         assert_eq!(chunk_of(&second[0]), chunk_of(&first[0]));
         assert_eq!(second[0].bytes().as_ptr(), first[0].bytes().as_ptr());
         assert_ne!(chunk_of(&second[1]), chunk_of(&first[0]));
         assert_eq!(chunks.len(), 2);
         // Now the part of 60 is replaced and the one of 40 kept: 40 of 100 bytes used, so it
         // moves into the new chunk with the fresh part, and the first chunk can go.
-        let (third, chunks) = place(&[&built(4, 60), &first[1]], 1000);
+        let (third, chunks) = place(&[&built(4, 60), &first[1]], 1000, 0);
         assert_ne!(chunk_of(&third[1]), chunk_of(&first[1]));
         assert_eq!(chunk_of(&third[0]), chunk_of(&third[1]));
         assert_eq!(chunks.len(), 1);
@@ -195,8 +207,35 @@ mod tests {
     }
 
     #[test]
+    fn parts_of_small_chunks_are_gathered_into_the_new_one() {
+        // Two reloads, each compiling one part anew: the second gathers the first one's small
+        // chunk (fully used, but under the minimum) with its own fresh part, while the parts
+        // of the large chunk stay.
+        let parts = [built(1, 300), built(2, 300)];
+        let refs: Vec<&PartBytes> = parts.iter().collect();
+        let (first, _) = place(&refs, 1000, 200);
+        let (second, _) = place(&[&first[0], &first[1], &built(3, 50)], 1000, 200);
+        assert_eq!(chunk_of(&second[0]), chunk_of(&first[0]));
+        let (third, chunks) = place(
+            &[&second[0], &second[1], &second[2], &built(4, 50)],
+            1000,
+            200,
+        );
+        assert_eq!(chunk_of(&third[0]), chunk_of(&first[0]));
+        assert_eq!(chunk_of(&third[1]), chunk_of(&first[1]));
+        assert_ne!(
+            chunk_of(&third[2]),
+            chunk_of(&second[2]),
+            "the small chunk is gathered"
+        );
+        assert_eq!(chunk_of(&third[2]), chunk_of(&third[3]));
+        assert_eq!(chunks.len(), 2);
+        assert!(third[2].bytes().iter().all(|&b| b == 3) && third[2].bytes().len() == 50);
+    }
+
+    #[test]
     fn nothing_to_place_makes_no_chunk() {
-        let (placed, chunks) = place(&[], CHUNK_LIMIT);
+        let (placed, chunks) = place(&[], CHUNK_LIMIT, KEEP_MIN);
         assert!(placed.is_empty() && chunks.is_empty());
     }
 }

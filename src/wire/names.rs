@@ -29,7 +29,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::arena::{place, Chunk, PartBytes, CHUNK_LIMIT};
+use super::arena::{place, Chunk, PartBytes, CHUNK_LIMIT, KEEP_MIN};
 use super::huge::HugeSlice;
 
 /// A prebuilt response and, when it has additional records, the same without them (used when
@@ -313,7 +313,7 @@ impl NameIndex {
     /// slot, is left out (neither happens with parts built by [`PartNamesBuilder`]).
     pub fn build(parts: &[&PartNames]) -> (NameIndex, Vec<PartNames>) {
         let bytes: Vec<&PartBytes> = parts.iter().map(|p| &p.bytes).collect();
-        let (placed_bytes, chunks) = place(&bytes, CHUNK_LIMIT);
+        let (placed_bytes, chunks) = place(&bytes, CHUNK_LIMIT, KEEP_MIN);
         let placed: Vec<PartNames> = parts
             .iter()
             .zip(placed_bytes)
