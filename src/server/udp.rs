@@ -249,9 +249,6 @@ fn run(
         let acl: &QueryAcl = acl.load();
         let index = snapshot.index();
         read_question_names(index, &mut batch, used);
-        for slot in &batch.slots[..used.min(SLOT_AHEAD)] {
-            slot.prefetch_slot(index);
-        }
         for slot in &batch.slots[..used.min(NODE_AHEAD)] {
             slot.prefetch_node(index);
         }
@@ -354,7 +351,8 @@ impl PacketSlot {
 }
 
 /// Reads and hashes every packet's question name, ahead of the answers, so that look-ups can
-/// be started ahead of them.
+/// be started ahead of them; the first packets' index slots are asked for as soon as their
+/// names are hashed, so that the first miss overlaps reading the next names.
 fn read_question_names(index: &NameIndex, batch: &mut Batch, used: usize) {
     for i in 0..used {
         let slot = &mut batch.slots[i];
@@ -362,6 +360,9 @@ fn read_question_names(index: &NameIndex, batch: &mut Batch, used: usize) {
             .is_some_and(|packet| question_name(packet, &mut slot.name));
         if slot.named {
             slot.hash = index.hash(slot.name.as_slice());
+            if i < SLOT_AHEAD {
+                index.prefetch_slot(slot.hash);
+            }
         }
     }
 }
