@@ -411,9 +411,9 @@ impl NameIndex {
 
     /// Second step: with the slot at hand, start loading the node's first bytes. The node
     /// is looked for in the first few slots of the probe sequence, not only the home slot:
-    /// at the table's load a quarter of the names sit past their home slot (linear probing
-    /// averages ~1.4 probes per hit at 42% full), and a node not prefetched is a miss that
-    /// nothing overlaps.
+    /// at the table's load about a fifth of the names sit past their home slot (21% when
+    /// 27,660 random hashes fill 65,536 slots, as the 3,223-operator set does; 1.37 probes
+    /// per hit), and a node not prefetched is a miss that nothing overlaps.
     #[inline]
     pub fn prefetch_node(&self, hash: u64) {
         let mask = self.slots.len().wrapping_sub(1);

@@ -227,8 +227,9 @@ impl Snapshot {
                 parts.insert(mcc, Arc::new(CompiledPart { part, names }));
             }
         }
-        // One arena for the snapshot: every part's bytes are copied into it, and the parts
-        // kept for the next snapshot are the copies (the apex is compiled anew every time).
+        // The index places the parts' bytes in chunks (the parts compiled anew copied into a
+        // new one, reused parts mostly left where they are); the parts kept for the next
+        // snapshot are the placed ones (the apex is compiled anew every time).
         let compiled: Vec<(Mcc, Arc<CompiledPart>)> = parts.drain().collect();
         let mut all: Vec<&PartNames> = vec![&apex_names];
         all.extend(compiled.iter().map(|(_, c)| &c.names));
