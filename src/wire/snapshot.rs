@@ -267,3 +267,105 @@ impl Snapshot {
         self.zone.serial
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::template::TemplateSet;
+
+    const MCCS: u16 = 8;
+    const MNCS: u16 = 3;
+
+    /// One file per MCC, its networks' address ending in that MCC's version.
+    fn templates(versions: &[u8]) -> TemplateSet {
+        let texts: Vec<(String, String)> = versions
+            .iter()
+            .enumerate()
+            .map(|(i, version)| {
+                let mncs: Vec<String> = (0..MNCS).map(|m| format!("\"{m:03}\"")).collect();
+                (
+                    format!("{}.toml", 310 + i),
+                    format!(
+                        "mcc = \"{}\"\nmnc = [{}]\naddresses = [\"192.0.2.{version}\"]\n\
+                         [[bootstrap]]\nuri = \"coaps://bs{version}.mcc{}.example.net\"\n",
+                        310 + i,
+                        mncs.join(", "),
+                        310 + i
+                    ),
+                )
+            })
+            .collect();
+        TemplateSet::from_texts(
+            texts
+                .iter()
+                .map(|(p, t)| (std::path::Path::new(p.as_str()), t.as_str())),
+        )
+        .expect("valid templates")
+    }
+
+    type Answers = Vec<Option<(Vec<u8>, Option<Vec<u8>>)>>;
+
+    /// Every answer of every network's names, as the snapshot's index gives them.
+    fn answers(snapshot: &Snapshot) -> Answers {
+        let mut all = Vec::new();
+        for mcc in 310..310 + MCCS {
+            for mnc in 0..MNCS {
+                for prefix in ["", "_coaps._udp."] {
+                    let name = format!("{prefix}bsf.mnc{mnc:03}.mcc{mcc}.lwm2m.org.");
+                    let key = wire_key(&Name::from_ascii(&name).expect("name"));
+                    let node = snapshot.node(&key);
+                    assert!(node.is_some(), "{name} not in the index");
+                    for qtype in [1u16, 16, 28, 33, 256] {
+                        all.push(
+                            node.and_then(|n| n.answer(qtype)).map(|p| {
+                                (p.full.to_vec(), p.without_additional.map(<[u8]>::to_vec))
+                            }),
+                        );
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn parts_kept_across_many_reloads_answer_as_a_fresh_compile() {
+        let settings = Settings::default();
+        let mut versions = vec![1u8; MCCS as usize];
+        let zone =
+            crate::zone::build(&settings.zone, &templates(&versions), 1, None).expect("zone");
+        let mut snapshot = Snapshot::compile(zone, &settings.server, None);
+        // Each reload changes one or two countries; the others keep their compiled parts
+        // (and their bytes move between chunks as the index places them).
+        for step in 0..12u32 {
+            versions[(step as usize * 3) % MCCS as usize] += 1;
+            if step % 4 == 0 {
+                versions[(step as usize + 1) % MCCS as usize] += 1;
+            }
+            let serial = 2 + step;
+            let set = templates(&versions);
+            let zone = crate::zone::build(&settings.zone, &set, serial, Some(&snapshot.zone))
+                .expect("zone");
+            let reused = zone
+                .parts
+                .iter()
+                .filter(|(mcc, part)| {
+                    snapshot
+                        .parts
+                        .get(mcc)
+                        .is_some_and(|c| Arc::ptr_eq(&c.part, part))
+                })
+                .count();
+            assert!(
+                reused >= MCCS as usize - 2,
+                "step {step}: {reused} parts reused"
+            );
+            let next = Snapshot::compile(zone, &settings.server, Some(&snapshot));
+            let fresh_zone = crate::zone::build(&settings.zone, &set, serial, None).expect("zone");
+            let fresh = Snapshot::compile(fresh_zone, &settings.server, None);
+            assert_eq!(answers(&next), answers(&fresh), "step {step}");
+            snapshot = next;
+        }
+    }
+}
