@@ -85,36 +85,47 @@ pub fn place(
             *used.entry(Arc::as_ptr(chunk)).or_default() += part.bytes().len();
         }
     }
-    let stays = |part: &PartBytes| {
-        part.chunk().is_some_and(|c| {
-            c.len() >= keep_min && used.get(&Arc::as_ptr(c)).is_some_and(|&u| 2 * u >= c.len())
-        })
+    // A part that keeps its place, as it is kept: in a chunk large enough and half used.
+    let kept = |part: &PartBytes| match part {
+        PartBytes::Placed { chunk, start, len }
+            if chunk.len() >= keep_min
+                && used
+                    .get(&Arc::as_ptr(chunk))
+                    .is_some_and(|&u| 2 * u >= chunk.len()) =>
+        {
+            Some(PartBytes::Placed {
+                chunk: chunk.clone(),
+                start: *start,
+                len: *len,
+            })
+        }
+        _ => None,
     };
 
-    // Lay out the moving parts: (new chunk, start) for each, and each new chunk's size.
-    let mut layout: Vec<Option<(usize, usize)>> = Vec::with_capacity(parts.len());
+    // Each part kept, or its place in a new chunk (index, start); and each new chunk's size.
+    let mut layout: Vec<Result<PartBytes, (usize, usize)>> = Vec::with_capacity(parts.len());
     let mut sizes: Vec<usize> = Vec::new();
     for part in parts {
-        if stays(part) {
-            layout.push(None);
+        if let Some(kept) = kept(part) {
+            layout.push(Ok(kept));
             continue;
         }
         let len = part.bytes().len();
         let last = sizes.len().wrapping_sub(1);
         match sizes.get_mut(last) {
             Some(size) if *size + len <= limit || *size == 0 => {
-                layout.push(Some((last, *size)));
+                layout.push(Err((last, *size)));
                 *size += len;
             }
             _ => {
-                layout.push(Some((sizes.len(), 0)));
+                layout.push(Err((sizes.len(), 0)));
                 sizes.push(len);
             }
         }
     }
     let mut fresh: Vec<Chunk> = sizes.iter().map(|&size| HugeSlice::zeroed(size)).collect();
     for (part, at) in parts.iter().zip(&layout) {
-        if let Some((index, start)) = *at {
+        if let Err((index, start)) = *at {
             let bytes = part.bytes();
             fresh[index][start..start + bytes.len()].copy_from_slice(bytes);
         }
@@ -124,19 +135,13 @@ pub fn place(
     let placed: Vec<PartBytes> = parts
         .iter()
         .zip(layout)
-        .map(|(part, at)| match (at, *part) {
-            (Some((index, start)), _) => PartBytes::Placed {
+        .map(|(part, at)| match at {
+            Ok(kept) => kept,
+            Err((index, start)) => PartBytes::Placed {
                 chunk: fresh[index].clone(),
                 start,
                 len: part.bytes().len(),
             },
-            (None, PartBytes::Placed { chunk, start, len }) => PartBytes::Placed {
-                chunk: chunk.clone(),
-                start: *start,
-                len: *len,
-            },
-            // Only placed parts stay; a built one always has a layout.
-            (None, PartBytes::Built(_)) => PartBytes::default(),
         })
         .collect();
     let mut chunks: Vec<Arc<Chunk>> = Vec::new();
