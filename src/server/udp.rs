@@ -361,7 +361,7 @@ fn read_question_names(index: &NameIndex, batch: &mut Batch, used: usize) {
         if slot.named {
             slot.hash = index.hash(slot.name.as_slice());
             if i < SLOT_AHEAD {
-                index.prefetch_slot(slot.hash);
+                slot.prefetch_slot(index);
             }
         }
     }

@@ -196,16 +196,14 @@ impl Snapshot {
     ) -> Snapshot {
         // Parts unchanged since `previous` keep their compiled answers; the others compile on
         // their own, over the cores when there are several.
-        let mut parts = HashMap::with_capacity_and_hasher(zone.parts.len(), Default::default());
+        let mut reused: Vec<(Mcc, &CompiledPart)> = Vec::new();
         let mut pending: Vec<(Mcc, &Arc<Part>)> = Vec::new();
         for (mcc, part) in &zone.parts {
             let reusable = previous
                 .and_then(|s| s.parts.get(mcc))
                 .filter(|c| part.self_contained && Arc::ptr_eq(&c.part, part));
             match reusable {
-                Some(done) => {
-                    parts.insert(*mcc, done.clone());
-                }
+                Some(done) => reused.push((*mcc, done)),
                 None => pending.push((*mcc, part)),
             }
         }
@@ -221,22 +219,25 @@ impl Snapshot {
                 part.records = None;
             }
         }
-        for (mcc, names) in fresh_mccs.into_iter().zip(fresh) {
+        // The index places the parts' bytes in chunks (the parts compiled anew copied into a
+        // new one, reused parts mostly left where they are); the parts kept for the next
+        // snapshot are the placed ones, in the order given: the apex (compiled anew every
+        // time, not kept), the reused parts, the fresh ones.
+        let mut all: Vec<&PartNames> = vec![&apex_names];
+        all.extend(reused.iter().map(|(_, c)| &c.names));
+        all.extend(fresh.iter());
+        let (index, placed) = NameIndex::build(&all);
+        let mut placed = placed.into_iter().skip(1);
+        let mut parts = HashMap::with_capacity_and_hasher(zone.parts.len(), Default::default());
+        for ((mcc, done), names) in reused.iter().zip(&mut placed) {
+            let part = done.part.clone();
+            parts.insert(*mcc, Arc::new(CompiledPart { part, names }));
+        }
+        for (mcc, names) in fresh_mccs.into_iter().zip(placed) {
             if let Some(part) = zone.parts.get(&mcc) {
                 let part = part.clone();
                 parts.insert(mcc, Arc::new(CompiledPart { part, names }));
             }
-        }
-        // The index places the parts' bytes in chunks (the parts compiled anew copied into a
-        // new one, reused parts mostly left where they are); the parts kept for the next
-        // snapshot are the placed ones (the apex is compiled anew every time).
-        let compiled: Vec<(Mcc, Arc<CompiledPart>)> = parts.drain().collect();
-        let mut all: Vec<&PartNames> = vec![&apex_names];
-        all.extend(compiled.iter().map(|(_, c)| &c.names));
-        let (index, placed) = NameIndex::build(&all);
-        for ((mcc, c), names) in compiled.iter().zip(placed.into_iter().skip(1)) {
-            let part = c.part.clone();
-            parts.insert(*mcc, Arc::new(CompiledPart { part, names }));
         }
         Snapshot {
             apex_wire: inline_name(&wire_key(zone.apex())),
