@@ -136,8 +136,26 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `bsf-dns serve` on a free port and waits until it answers.
+    /// Starts `bsf-dns serve` on a free port and waits until it answers. A port probed free
+    /// can be taken before the server binds it (tests running beside this one bind ephemeral
+    /// ports by the thousand), so a start that fails with "address in use" is retried on
+    /// another port, a few times.
     pub fn start(zones: &Path, config: Option<&Path>, extra: &[&str]) -> Server {
+        for _ in 0..4 {
+            match Server::try_start(zones, config, extra) {
+                Ok(server) => return server,
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("bsf-dns exited early:\n{log}"),
+            }
+        }
+        match Server::try_start(zones, config, extra) {
+            Ok(server) => server,
+            Err(log) => panic!("bsf-dns exited early (fifth port tried):\n{log}"),
+        }
+    }
+
+    /// One start on a port probed free; the log when the server exits before it answers.
+    fn try_start(zones: &Path, config: Option<&Path>, extra: &[&str]) -> Result<Server, String> {
         let port = free_port();
         let mut command = Command::new(BIN);
         command
@@ -163,18 +181,15 @@ impl Server {
             addr,
             _log_dir: log_dir,
         };
-        server.wait_ready();
-        server
+        server.wait_ready()?;
+        Ok(server)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.guard.child.try_wait() {
-                panic!(
-                    "bsf-dns exited early ({status}):\n{}",
-                    self.guard.log_text()
-                );
+                return Err(format!("({status})\n{}", self.guard.log_text()));
             }
             if udp_exchange(
                 self.addr,
@@ -183,7 +198,7 @@ impl Server {
             )
             .is_some()
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
