@@ -33,6 +33,11 @@ use super::access::QueryAcl;
 const BATCH: usize = 64;
 /// Largest query we read; EDNS queries are small, but a TSIG-signed one may be larger.
 const RECV_BUFFER: usize = 4096;
+/// Distance between receive buffers: one cache line more than a buffer, so that the batch's
+/// packets do not all start at the same offset within a page. At a page apart they would all
+/// fall in one set of the L1 data cache (which a page's worth of lines indexes), eight ways
+/// for 64 packets: each packet's first line would be evicted by the time it is read.
+const RECV_STRIDE: usize = RECV_BUFFER + 64;
 
 /// Creates a bound UDP socket; `shared` (several threads, each with its own socket on this
 /// address) sets `SO_REUSEPORT` so they can. A lone socket goes without: on every datagram
@@ -113,7 +118,7 @@ struct Batch {
     recv_hdrs: [libc::mmsghdr; BATCH],
     send_hdrs: [libc::mmsghdr; BATCH],
     slots: [PacketSlot; BATCH],
-    recv_bufs: Vec<[u8; RECV_BUFFER]>,
+    recv_bufs: Vec<[u8; RECV_STRIDE]>,
 }
 
 impl Batch {
@@ -140,7 +145,7 @@ impl Batch {
             recv_hdrs: [zeroed_hdr; BATCH],
             send_hdrs: [zeroed_hdr; BATCH],
             slots: std::array::from_fn(|_| slot()),
-            recv_bufs: vec![[0u8; RECV_BUFFER]; BATCH],
+            recv_bufs: vec![[0u8; RECV_STRIDE]; BATCH],
         });
         batch.wire();
         batch
@@ -176,7 +181,7 @@ impl Batch {
 
 /// A packet as received; `None` when the kernel cut it short (larger than any query we take:
 /// dropped, since what is left cannot be read correctly).
-fn received_packet<'b>(hdr: &libc::mmsghdr, buf: &'b [u8; RECV_BUFFER]) -> Option<&'b [u8]> {
+fn received_packet<'b>(hdr: &libc::mmsghdr, buf: &'b [u8; RECV_STRIDE]) -> Option<&'b [u8]> {
     if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
         return None;
     }
@@ -289,8 +294,7 @@ fn run(
             if verdict == Verdict::Drop {
                 continue;
             }
-            slot.send_iov.iov_base = slot.out.as_mut_ptr().cast();
-            slot.send_iov.iov_len = slot.out.len();
+            slot.point_send_at_response();
             let hdr = &mut batch.send_hdrs[to_send].msg_hdr;
             hdr.msg_name = (&mut slot.addr as *mut libc::sockaddr_storage).cast();
             hdr.msg_namelen = batch.recv_hdrs[i].msg_hdr.msg_namelen;
@@ -335,6 +339,18 @@ const NODE_AHEAD: usize = 4;
 const SLOT_AHEAD: usize = 2 * NODE_AHEAD;
 
 impl PacketSlot {
+    /// Points the send buffer at the response just written into `out`.
+    #[inline(always)]
+    fn point_send_at_response(&mut self) {
+        // The length on its own: read together with the pointer beside it (one 16-byte load,
+        // as the compiler otherwise merges them), it waits for the responder's store of the
+        // length to reach the cache, since a load only half covered by a store in flight is
+        // not forwarded (~10% of the UDP loop's samples at saturation, perf).
+        let len = std::hint::black_box(self.out.len());
+        self.send_iov.iov_base = self.out.as_mut_ptr().cast();
+        self.send_iov.iov_len = len;
+    }
+
     #[inline(always)]
     fn prefetch_slot(&self, index: &NameIndex) {
         if self.named {
