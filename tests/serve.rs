@@ -416,6 +416,77 @@ fn truncation_follows_the_clients_size() {
     assert!(tiny.metadata.truncation);
 }
 
+/// A network whose bootstrap server's 31 addresses make the SRV answer's additional section
+/// larger than 512 octets on its own.
+fn many_addresses_template() -> String {
+    let mut text = String::from("mcc = \"001\"\nmnc = [\"01\"]\naddresses = [\"192.0.2.1\"");
+    for i in 1..=30 {
+        text.push_str(&format!(", \"2001:db8::{i:x}\""));
+    }
+    text.push_str("]\n[[bootstrap]]\nuri = \"coaps://192.0.2.1:5684\"\n");
+    text
+}
+
+#[test]
+fn additional_records_go_before_an_answer_is_truncated() {
+    let (_dir, server) = seed_server(&[("001-01.toml", &many_addresses_template())], None, &[]);
+    let name = "_coaps._udp.bsf.mnc01.mcc001.lwm2m.org.";
+    let ask_raw = |edns: Option<u16>| {
+        let bytes = udp_exchange(server.addr, &query_bytes(name, RecordType::SRV, edns), 2000)
+            .expect("answered");
+        let message = Message::from_vec(&bytes).expect("parses");
+        (bytes, message)
+    };
+    let srv = |m: &Message| match m.answers.as_slice() {
+        [record] => match &record.data {
+            RData::SRV(s) => (s.port, s.target.to_ascii()),
+            other => panic!("not an SRV: {other:?}"),
+        },
+        other => panic!("{} answers", other.len()),
+    };
+    // With room (1232 octets), the SRV comes with its target's 31 addresses.
+    let (full_bytes, full) = ask_raw(Some(1232));
+    assert!(!full.metadata.truncation);
+    assert!(full_bytes.len() > 512, "{} octets", full_bytes.len());
+    assert_eq!(
+        srv(&full),
+        (5684, "bsf.mnc01.mcc001.lwm2m.org.".to_string())
+    );
+    let types: Vec<RecordType> = full.additionals.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types.len(), 31);
+    assert_eq!(types.iter().filter(|t| **t == RecordType::AAAA).count(), 30);
+    // Within 512 octets (no EDNS, or EDNS asking for 512), the addresses go and the SRV stays
+    // (RFC 2181 §9): no TC, ARCOUNT counting only the OPT when there is one.
+    for (edns, arcount) in [(None, 0u16), (Some(512), 1)] {
+        let (bytes, m) = ask_raw(edns);
+        assert!(bytes.len() <= 512, "{edns:?}: {} octets", bytes.len());
+        assert!(!m.metadata.truncation, "{edns:?}: TC set");
+        assert!(m.metadata.authoritative);
+        assert_eq!(srv(&m), srv(&full), "{edns:?}");
+        assert!(m.additionals.is_empty(), "{edns:?}: {:?}", m.additionals);
+        assert_eq!(
+            u16::from_be_bytes([bytes[10], bytes[11]]),
+            arcount,
+            "{edns:?}"
+        );
+        assert_eq!(m.edns.is_some(), edns.is_some());
+        // The same bytes as the full answer up to its additional section, but for the ID and
+        // ARCOUNT.
+        let question_and_answer = &bytes[12..];
+        assert_eq!(
+            &full_bytes[2..10],
+            &bytes[2..10],
+            "{edns:?}: flags and counts"
+        );
+        let without_opt = question_and_answer.len() - if edns.is_some() { 11 } else { 0 };
+        assert_eq!(
+            &full_bytes[12..12 + without_opt],
+            &question_and_answer[..without_opt],
+            "{edns:?}"
+        );
+    }
+}
+
 #[test]
 fn two_bootstrap_uris_fit_in_512_without_edns() {
     let two = r#"mcc = "310"

@@ -1,7 +1,7 @@
 //! From query bytes to response bytes: the per-packet path shared by UDP and TCP.
 //!
-//! The path is: parse (no allocation), look the lower-cased name up in the snapshot, copy the
-//! prebuilt answer and patch ID, flags and question. Negative answers and errors are built in
+//! The path is: parse (no allocation), look the lower-cased name up in the snapshot, write the
+//! prebuilt answer's header (ID and flags patched), the client's question and its records. Negative answers and errors are built in
 //! place from the question and the snapshot's SOA. Only names of networks served by the
 //! default template take a slower path that builds records on demand.
 //!
@@ -21,7 +21,7 @@ use super::query::{
     parse, parse_with, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD,
     FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
 };
-use super::snapshot::{encode, Snapshot};
+use super::snapshot::{encode, without_question, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
 
 const RCODE_NOERROR: u16 = 0;
@@ -323,7 +323,10 @@ fn write_negative(
     }
 }
 
-/// Copies a prebuilt answer, or its trimmed form, or a truncated response, whichever fits.
+/// Writes a prebuilt answer, or its trimmed form, or a truncated response, whichever fits:
+/// the stored header with the query's ID and RD/CD bits, the client's question (its letter
+/// case; the same length as the one the answer was built for, so the records' compression
+/// pointers land), the stored records, and OPT when asked for.
 #[inline(always)]
 fn write_prebuilt(
     out: &mut Vec<u8>,
@@ -334,13 +337,19 @@ fn write_prebuilt(
     limit: usize,
 ) {
     let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
-    let fits = |bytes: &[u8]| bytes.len() + opt_len <= limit;
-    let chosen = if fits(prebuilt.full) {
-        Some(prebuilt.full)
+    let fits = |len: usize| len + question.len() + opt_len <= limit;
+    let chosen = if fits(prebuilt.bytes.len()) {
+        Some((prebuilt.bytes, false))
     } else {
-        prebuilt.without_additional.filter(|b| fits(b))
+        prebuilt
+            .trimmed
+            .filter(|&len| fits(len))
+            .and_then(|len| prebuilt.bytes.get(..len))
+            .map(|bytes| (bytes, true))
     };
-    let Some(bytes) = chosen else {
+    let Some((Some((header, records)), trimmed)) =
+        chosen.map(|(bytes, trimmed)| (bytes.split_first_chunk::<12>(), trimmed))
+    else {
         // RFC 2181 §9: the answer does not fit; say so and let the client retry over TCP.
         let counts = [1, 0, 0, query.edns.is_some() as u16];
         write_header(
@@ -355,24 +364,22 @@ fn write_prebuilt(
         }
         return;
     };
-    out.extend_from_slice(bytes);
-    patch(out, payload, query, question);
-}
-
-/// Puts the query's ID, RD/CD bits and question (its letter case, its QTYPE and QCLASS, same
-/// length as the prebuilt one's) into a copied response, and appends OPT when asked for.
-#[inline(always)]
-fn patch(out: &mut Vec<u8>, payload: u16, query: &Query<'_>, question: &[u8]) {
-    if out.len() < 12 + question.len() {
-        return;
-    }
-    out[0..2].copy_from_slice(&query.id.to_be_bytes());
-    let flags = u16::from_be_bytes([out[2], out[3]]) | (query.flags & (FLAG_RD | FLAG_CD));
-    out[2..4].copy_from_slice(&flags.to_be_bytes());
-    out[12..12 + question.len()].copy_from_slice(question);
+    let [_, _, f0, f1, qd0, qd1, an0, an1, ns0, ns1, ar0, ar1] = *header;
+    let flags = u16::from_be_bytes([f0, f1]) | (query.flags & (FLAG_RD | FLAG_CD));
+    let additional = if trimmed {
+        0
+    } else {
+        u16::from_be_bytes([ar0, ar1])
+    };
+    let [id0, id1] = query.id.to_be_bytes();
+    let [fl0, fl1] = flags.to_be_bytes();
+    let [ad0, ad1] = additional
+        .saturating_add(query.edns.is_some() as u16)
+        .to_be_bytes();
+    out.extend_from_slice(&[id0, id1, fl0, fl1, qd0, qd1, an0, an1, ns0, ns1, ad0, ad1]);
+    out.extend_from_slice(question);
+    out.extend_from_slice(records);
     if let Some(e) = query.edns {
-        let arcount = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
-        out[10..12].copy_from_slice(&arcount.to_be_bytes());
         write_opt(out, payload, 0, e);
     }
 }
@@ -399,12 +406,12 @@ fn write_synthesized(
     if answer.outcome == crate::zone::Outcome::NxDomain {
         return false;
     }
-    let Some(bytes) = encode(&parsed, &answer) else {
+    let Some(bytes) = encode(&parsed, &answer).and_then(|m| without_question(&m)) else {
         return false;
     };
     let prebuilt = Prebuilt {
-        full: &bytes,
-        without_additional: None,
+        bytes: &bytes,
+        trimmed: None,
     };
     write_prebuilt(
         out,

@@ -1,15 +1,17 @@
 //! The served snapshot: a zone with every positive answer precompiled to wire format.
 //!
 //! Everything an answer needs is decided here, when a snapshot is compiled, so the per-packet
-//! work is a hash look-up and a copy (as in NSD and Knot). Each prebuilt answer is a complete
-//! response with ID 0 and the question in lower case; the responder patches the ID, the RD/CD
-//! bits and the question (the client's letter case, same length) into a copy. Answer owners are
-//! compressed against the question, so they come out in the client's case too.
+//! work is a hash look-up and a copy (as in NSD and Knot). Each prebuilt answer is a response
+//! with ID 0 stored without its question section; the responder copies its header (with the
+//! ID and the RD/CD bits patched), the client's question (its letter case, same length) and
+//! its records. Answer owners are compressed against the question, so they come out in the
+//! client's case too.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::names::{NameIndex, NodeAnswers, OwnedPrebuilt, PartNames, PartNamesBuilder};
+use super::query::skip_name;
 use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, Query};
@@ -67,19 +69,37 @@ pub fn encode(question: &Query, answer: &Answer) -> Option<Vec<u8>> {
     message.to_vec().ok()
 }
 
+/// A response as the index stores it: without its question section (the responder copies
+/// the client's in its place, same length, so the records' compression pointers still land),
+/// and, when it has additional records, the length of the prefix without them.
 fn prebuild(question: &Query, answer: &Answer) -> Option<OwnedPrebuilt> {
-    let full = encode(question, answer)?;
-    let without_additional = if answer.additional.is_empty() {
+    let bytes = without_question(&encode(question, answer)?)?;
+    let trimmed = if answer.additional.is_empty() {
         None
     } else {
         let mut trimmed = answer.clone();
         trimmed.additional.clear();
-        Some(encode(question, &trimmed)?)
+        let shorter = without_question(&encode(question, &trimmed)?)?;
+        // The response without its additional records is the same header (but ARCOUNT,
+        // which the responder rewrites) and a prefix of the records, since additional records
+        // come last and names only point backwards. Should an encoder ever lay it out
+        // otherwise, the answer simply has no trimmed form (TC=1 when it does not fit).
+        (shorter.len() <= bytes.len()
+            && shorter[..10] == bytes[..10]
+            && shorter[12..] == bytes[12..shorter.len()])
+            .then_some(shorter.len())
     };
-    Some(OwnedPrebuilt {
-        full,
-        without_additional,
-    })
+    Some(OwnedPrebuilt { bytes, trimmed })
+}
+
+/// A whole response minus its question section: the header, then the records.
+pub fn without_question(message: &[u8]) -> Option<Vec<u8>> {
+    let question_end = skip_name(message, 12)? + 4;
+    let records = message.get(question_end..)?;
+    let mut bytes = Vec::with_capacity(12 + records.len());
+    bytes.extend_from_slice(message.get(..12)?);
+    bytes.extend_from_slice(records);
+    Some(bytes)
 }
 
 /// A wire name (at most 255 octets) as a fixed array and its length.
@@ -305,7 +325,7 @@ mod tests {
         .expect("valid templates")
     }
 
-    type Answers = Vec<Option<(Vec<u8>, Option<Vec<u8>>)>>;
+    type Answers = Vec<Option<(Vec<u8>, Option<usize>)>>;
 
     /// Every answer of every network's names, as the snapshot's index gives them.
     fn answers(snapshot: &Snapshot) -> Answers {
@@ -319,9 +339,8 @@ mod tests {
                     assert!(node.is_some(), "{name} not in the index");
                     for qtype in [1u16, 16, 28, 33, 256] {
                         all.push(
-                            node.and_then(|n| n.answer(qtype)).map(|p| {
-                                (p.full.to_vec(), p.without_additional.map(<[u8]>::to_vec))
-                            }),
+                            node.and_then(|n| n.answer(qtype))
+                                .map(|p| (p.bytes.to_vec(), p.trimmed)),
                         );
                     }
                 }
