@@ -18,7 +18,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::names::Prebuilt;
 use super::query::{
-    parse, parse_with, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD,
+    parse, parse_into, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD,
     FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
 };
 use super::snapshot::{encode, without_question, Snapshot};
@@ -130,13 +130,11 @@ fn answer(
     {
         out.clear();
         let payload = snapshot.max_udp_payload;
-        let query = match parse_with(packet, lower, prelowered) {
-            Ok(query) => query,
-            Err((Reject::Drop, _)) => return Verdict::Drop,
-            Err((Reject::FormErr, query)) => {
-                let Some(query) = query else {
-                    return Verdict::Drop;
-                };
+        let mut query = Query::unread(packet);
+        match parse_into(&mut query, lower, prelowered) {
+            Ok(()) => {}
+            Err(Reject::Drop) => return Verdict::Drop,
+            Err(Reject::FormErr) => {
                 // The question is echoed only when it was read whole and is the only one.
                 let question = query.question.filter(|_| query.qdcount == 1);
                 write_error(
