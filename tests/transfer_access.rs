@@ -51,8 +51,7 @@ fn setup() -> Setup {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let bsf = start_bsf(dir.path(), &zones, &config, port);
+    let (bsf, port) = start_bsf_on_free_port(dir.path(), &zones, &config);
     let export = Command::new(env!("CARGO_BIN_EXE_bsf-dns"))
         .args(["export", "--zones"])
         .arg(&zones)

@@ -47,8 +47,7 @@ fn axfr_of_every_operator_is_complete_signed_and_from_one_snapshot() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let port = free_port();
-    let mut bsf = start_bsf(dir.path(), &zones, &config, port);
+    let (mut bsf, port) = start_bsf_on_free_port(dir.path(), &zones, &config);
     let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let export = export.wait_with_output().unwrap();
     assert!(export.status.success());

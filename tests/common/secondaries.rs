@@ -94,6 +94,27 @@ pub fn require_tool(path: &str, package: &str) {
 /// Starts `bsf-dns serve` on 127.0.0.1:`port` (one UDP thread) and waits until it answers
 /// `SOA <apex>` over UDP.
 pub fn start_bsf(dir: &Path, zones: &Path, config: &Path, port: u16) -> Guard {
+    try_start_bsf(dir, zones, config, port).unwrap_or_else(|log| panic!("{log}"))
+}
+
+/// `start_bsf` on a port probed free, and that port. A probed port can be taken before the
+/// server binds it (tests beside this one bind ephemeral ports): a start that fails with
+/// "address in use" is retried on another port, up to five times.
+pub fn start_bsf_on_free_port(dir: &Path, zones: &Path, config: &Path) -> (Guard, u16) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        match try_start_bsf(dir, zones, config, port) {
+            Ok(guard) => return (guard, port),
+            Err(log) if log.contains("in use") => last = log,
+            Err(log) => panic!("{log}"),
+        }
+    }
+    panic!("five ports taken before bsf-dns could bind them\n{last}");
+}
+
+/// Starts bsf-dns and waits until it answers; its log if it exits first.
+fn try_start_bsf(dir: &Path, zones: &Path, config: &Path, port: u16) -> Result<Guard, String> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bsf-dns"));
     command
         .arg("serve")
@@ -114,9 +135,15 @@ pub fn start_bsf(dir: &Path, zones: &Path, config: &Path, port: u16) -> Guard {
     let server = SocketAddr::from((LOCALHOST, port));
     let started = Instant::now();
     loop {
-        proc.assert_running();
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            return Err(format!(
+                "{} exited early ({status})\n{}",
+                proc.name,
+                proc.log_tail()
+            ));
+        }
         if soa_serial(server, "lwm2m.org.").is_some() {
-            return proc;
+            return Ok(proc);
         }
         if started.elapsed() > Duration::from_secs(30) {
             panic!(
