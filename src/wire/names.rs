@@ -36,8 +36,8 @@ use super::arena::{place, Chunk, PartBytes, CHUNK_LIMIT, KEEP_MIN};
 use super::huge::HugeSlice;
 
 /// A prebuilt response without its question section: the 12-byte header, then the records
-/// (the responder writes the client's question between them, so the bytes stored per answer
-/// are the records' own). `trimmed`, when the response has additional records: the length of
+/// (the responder writes the client's question between them, so no question is stored with
+/// each answer of each name). `trimmed`, when the response has additional records: the length of
 /// the prefix that leaves them out (used when the whole does not fit the client's size limit:
 /// RFC 2181 §9 lets additional data go; ARCOUNT is then rewritten).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,10 @@
 //! From query bytes to response bytes: the per-packet path shared by UDP and TCP.
 //!
 //! The path is: parse (no allocation), look the lower-cased name up in the snapshot, write the
-//! prebuilt answer's header (ID and flags patched), the client's question and its records. Negative answers and errors are built in
-//! place from the question and the snapshot's SOA. Only names of networks served by the
-//! default template take a slower path that builds records on demand.
+//! prebuilt answer's header (ID and flags patched), the client's question and the answer's
+//! records. Negative answers and errors are built in place from the question and the
+//! snapshot's SOA. Only names of networks served by the default template take a slower path
+//! that builds records on demand.
 //!
 //! Protocol rules applied here (DESIGN.md §3): AA=1 and RA=0; the question echoed with the
 //! client's letter case; EDNS(0) OPT echoed with our payload size, the client's size honoured
@@ -349,6 +350,7 @@ fn write_prebuilt(
         chosen.map(|(bytes, trimmed)| (bytes.split_first_chunk::<12>(), trimmed))
     else {
         // RFC 2181 §9: the answer does not fit; say so and let the client retry over TCP.
+        // (A stored answer shorter than a header, which compiling never makes, ends here too.)
         let counts = [1, 0, 0, query.edns.is_some() as u16];
         write_header(
             out,
