@@ -131,13 +131,19 @@ fn folded_multiply(x: u64, y: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
+/// The `N` bytes at `at`, or zeros where they would run past the end.
+#[inline(always)]
+fn bytes_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    bytes
+        .get(at..)
+        .and_then(|rest| rest.first_chunk::<N>())
+        .copied()
+        .unwrap_or([0; N])
+}
+
 #[inline(always)]
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    if let Some(chunk) = bytes.get(at..at + 8) {
-        word.copy_from_slice(chunk);
-    }
-    u64::from_le_bytes(word)
+    u64::from_le_bytes(bytes_at(bytes, at))
 }
 
 impl NameHasher {
@@ -197,11 +203,7 @@ fn tail_words(tail: &[u8]) -> (u64, u64) {
 
 #[inline(always)]
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    let mut word = [0u8; 4];
-    if let Some(chunk) = bytes.get(at..at + 4) {
-        word.copy_from_slice(chunk);
-    }
-    u32::from_le_bytes(word)
+    u32::from_le_bytes(bytes_at(bytes, at))
 }
 
 /// The compiled names of one zone part: its nodes' bytes and each name's (hash, offset).
