@@ -350,7 +350,7 @@ pub struct NameIndex {
 /// Most lines of a node the batch prefetch asks for; it asks for the lines the node's key,
 /// entries and answers span (its slot says how many), leaving out the ANY-over-TCP answer.
 /// In a 3,223-operator set the 27,660 nodes span 140 bytes on average that way, 1 to 5 lines
-/// for 92% of them, 8 lines for all but two. (Before answers were stored without their
+/// for 93% of them, 8 lines for all but two. (Before answers were stored without their
 /// question, eight lines were asked for whatever the node's size: at saturation, four
 /// lines then did better than eight, as extra lines held the misses the core can keep in
 /// flight; at 60k q/s eight did better, as answers past the fourth line were misses.)
