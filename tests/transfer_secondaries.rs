@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use common::free_port;
 use hickory_proto::rr::{Name, RData, RecordType};
 use secondaries::*;
 

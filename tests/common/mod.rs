@@ -29,6 +29,21 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port found in 50 tries");
 }
 
+/// Runs `start` on a port probed free, again on another when the port was taken before the
+/// process could bind it (tests beside this one bind ephemeral ports by the thousand): the
+/// start's error, the process's log, then says "in use". Five ports at most.
+pub fn on_free_port<T>(mut start: impl FnMut(u16) -> Result<T, String>) -> T {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match start(free_port()) {
+            Ok(started) => return started,
+            Err(log) if log.contains("in use") => last = log,
+            Err(log) => panic!("{log}"),
+        }
+    }
+    panic!("five ports taken before the process could bind them\n{last}");
+}
+
 /// A child process stopped (SIGTERM, then SIGKILL) and reaped on drop.
 pub struct Guard {
     pub child: Child,
@@ -136,27 +151,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `bsf-dns serve` on a free port and waits until it answers. A port probed free
-    /// can be taken before the server binds it (tests running beside this one bind ephemeral
-    /// ports by the thousand), so a start that fails with "address in use" is retried on
-    /// another port, a few times.
+    /// Starts `bsf-dns serve` on a free port ([`on_free_port`]) and waits until it answers.
     pub fn start(zones: &Path, config: Option<&Path>, extra: &[&str]) -> Server {
-        for _ in 0..4 {
-            match Server::try_start(zones, config, extra) {
-                Ok(server) => return server,
-                Err(log) if log.contains("in use") => continue,
-                Err(log) => panic!("bsf-dns exited early:\n{log}"),
-            }
-        }
-        match Server::try_start(zones, config, extra) {
-            Ok(server) => server,
-            Err(log) => panic!("bsf-dns exited early (fifth port tried):\n{log}"),
-        }
+        on_free_port(|port| Server::try_start(zones, config, extra, port))
     }
 
-    /// One start on a port probed free; the log when the server exits before it answers.
-    fn try_start(zones: &Path, config: Option<&Path>, extra: &[&str]) -> Result<Server, String> {
-        let port = free_port();
+    /// One start on `port`; the log when the server exits before it answers.
+    fn try_start(
+        zones: &Path,
+        config: Option<&Path>,
+        extra: &[&str],
+        port: u16,
+    ) -> Result<Server, String> {
         let mut command = Command::new(BIN);
         command
             .arg("serve")
@@ -189,7 +195,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.guard.child.try_wait() {
-                return Err(format!("({status})\n{}", self.guard.log_text()));
+                return Err(format!(
+                    "bsf-dns exited early ({status}):\n{}",
+                    self.guard.log_text()
+                ));
             }
             if udp_exchange(
                 self.addr,

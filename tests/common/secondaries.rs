@@ -80,8 +80,8 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Optio
 // Processes: the shared harness's guard (SIGTERM, then SIGKILL after 3 s, reaped either way,
 // so that NSD's forked children stop too) and its port probe.
 
-use crate::common::spawn_logged;
-pub use crate::common::{free_port, Guard};
+pub use crate::common::Guard;
+use crate::common::{on_free_port, spawn_logged};
 
 /// Whether an executable is installed (CI installs `knot`, `nsd`, `bind9-dnsutils`).
 pub fn require_tool(path: &str, package: &str) {
@@ -97,20 +97,9 @@ pub fn start_bsf(dir: &Path, zones: &Path, config: &Path, port: u16) -> Guard {
     try_start_bsf(dir, zones, config, port).unwrap_or_else(|log| panic!("{log}"))
 }
 
-/// `start_bsf` on a port probed free, and that port. A probed port can be taken before the
-/// server binds it (tests beside this one bind ephemeral ports): a start that fails with
-/// "address in use" is retried on another port, up to five times.
+/// `start_bsf` on a port probed free ([`on_free_port`]), and that port.
 pub fn start_bsf_on_free_port(dir: &Path, zones: &Path, config: &Path) -> (Guard, u16) {
-    let mut last = String::new();
-    for _ in 0..5 {
-        let port = free_port();
-        match try_start_bsf(dir, zones, config, port) {
-            Ok(guard) => return (guard, port),
-            Err(log) if log.contains("in use") => last = log,
-            Err(log) => panic!("{log}"),
-        }
-    }
-    panic!("five ports taken before bsf-dns could bind them\n{last}");
+    on_free_port(|port| try_start_bsf(dir, zones, config, port).map(|guard| (guard, port)))
 }
 
 /// Starts bsf-dns and waits until it answers; its log if it exits first.
