@@ -206,18 +206,29 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes_at(bytes, at))
 }
 
-/// The compiled names of one zone part: its nodes' bytes and each name's (hash, offset).
+/// The compiled names of one zone part: its nodes' bytes and where each name's node is.
 #[derive(Default)]
 pub struct PartNames {
     bytes: PartBytes,
-    names: Arc<[(u64, u32)]>,
+    names: Arc<[NodeRef]>,
+}
+
+/// A name's node in its part: the name's hash, the node's offset, and how many of its bytes
+/// queries other than ANY over TCP read (all but the ANY-over-TCP answer, which comes last:
+/// it can be as large as all the others together, and is rarely asked for). Recorded when
+/// the node is written, so that no index build has to read the node's layout again.
+#[derive(Clone, Copy, Debug)]
+struct NodeRef {
+    hash: u64,
+    offset: u32,
+    hot_len: u32,
 }
 
 /// Collects a part's names and answers into one run of bytes.
 #[derive(Default)]
 pub struct PartNamesBuilder {
     bytes: Vec<u8>,
-    names: Vec<(u64, u32)>,
+    names: Vec<NodeRef>,
 }
 
 impl PartNamesBuilder {
@@ -235,30 +246,44 @@ impl PartNamesBuilder {
         self.bytes.extend_from_slice(key);
         self.bytes.push(answers.len().min(255) as u8);
         self.bytes.push(any_tcp.is_some() as u8);
-        let all: Vec<(u16, &OwnedPrebuilt)> = answers
+        // Each answer's type, bytes (an answer fits a TCP message: at most 65,535 octets)
+        // and trimmed length; the ANY-over-TCP answer last, as type 0.
+        let all: Vec<(u16, &[u8], usize)> = answers
             .iter()
             .take(255)
             .map(|(t, p)| (*t, p))
             .chain(any_tcp.map(|p| (0, p)))
+            .map(|(qtype, p)| {
+                let bytes = &p.bytes[..p.bytes.len().min(u16::MAX as usize)];
+                let trimmed = p.trimmed.filter(|&t| t <= bytes.len()).unwrap_or(0);
+                (qtype, bytes, trimmed)
+            })
             .collect();
         let mut offset = 0u32;
-        for (qtype, p) in &all {
-            let len = p.bytes.len().min(u16::MAX as usize);
-            let trimmed = p.trimmed.filter(|&t| t <= len).unwrap_or(0);
+        for &(qtype, bytes, trimmed) in &all {
             self.bytes.extend_from_slice(&qtype.to_le_bytes());
             self.bytes.extend_from_slice(&offset.to_le_bytes());
-            self.bytes.extend_from_slice(&(len as u16).to_le_bytes());
+            self.bytes
+                .extend_from_slice(&(bytes.len() as u16).to_le_bytes());
             self.bytes
                 .extend_from_slice(&(trimmed as u16).to_le_bytes());
-            offset += len as u32;
+            offset += bytes.len() as u32;
         }
-        for (_, p) in &all {
-            self.bytes
-                .extend_from_slice(&p.bytes[..p.bytes.len().min(u16::MAX as usize)]);
+        for &(_, bytes, _) in &all {
+            self.bytes.extend_from_slice(bytes);
         }
-        let node_len = (self.bytes.len() - start) as u32;
-        self.bytes[start..start + NODE_LEN].copy_from_slice(&node_len.to_le_bytes());
-        self.names.push((NameHasher::get().hash(key), start as u32));
+        let node_len = self.bytes.len() - start;
+        let any_tcp_len = match (any_tcp, all.last()) {
+            (Some(_), Some(&(_, bytes, _))) => bytes.len(),
+            _ => 0,
+        };
+        let hot_len = node_len - any_tcp_len;
+        self.bytes[start..start + NODE_LEN].copy_from_slice(&(node_len as u32).to_le_bytes());
+        self.names.push(NodeRef {
+            hash: NameHasher::get().hash(key),
+            offset: start as u32,
+            hot_len: hot_len as u32,
+        });
     }
 
     pub fn finish(self) -> PartNames {
@@ -299,25 +324,6 @@ const LINES_SHIFT: u32 = 48;
 
 fn tag_of(hash: u64) -> u64 {
     hash >> TAG_SHIFT
-}
-
-/// The bytes of a node that queries other than ANY over TCP read: all but the ANY-over-TCP
-/// answer, which comes last (it can be as large as all the others together, and is rarely
-/// asked for).
-fn hot_len(node: &[u8]) -> usize {
-    let hot = || {
-        let key_len = *node.get(NODE_LEN)? as usize;
-        let header = NODE_LEN + 1 + key_len;
-        let count = *node.get(header)? as usize;
-        if *node.get(header + 1)? == 0 {
-            return None;
-        }
-        let blobs_start = header + 2 + (count + 1) * ENTRY;
-        let any = node.get(header + 2 + count * ENTRY..blobs_start)?;
-        let offset = u32::from_le_bytes([any[2], any[3], any[4], any[5]]) as usize;
-        Some(blobs_start + offset)
-    };
-    hot().unwrap_or(node.len()).min(node.len())
 }
 
 /// The slot of a node at `address` spanning `len` bytes, for a name hashed to `hash`.
@@ -395,7 +401,12 @@ impl NameIndex {
         let mask = size - 1;
         let mut len = 0;
         for part in &placed {
-            for &(hash, offset) in part.names.iter() {
+            for &NodeRef {
+                hash,
+                offset,
+                hot_len,
+            } in part.names.iter()
+            {
                 let Some(node) = node_at(part.bytes(), offset as usize) else {
                     continue;
                 };
@@ -407,7 +418,7 @@ impl NameIndex {
                 while slots[index] != EMPTY {
                     index = (index + 1) & mask;
                 }
-                slots[index] = slot_for(hash, address, hot_len(node));
+                slots[index] = slot_for(hash, address, (hot_len as usize).min(node.len()));
                 len += 1;
             }
         }
