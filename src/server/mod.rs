@@ -16,7 +16,7 @@ mod udp;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
@@ -105,9 +105,14 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     } else {
         None
     };
+    // Start-up's three steps are timed apart: with many operators start-up takes seconds,
+    // and an operator sizing a restart window wants to know which step it is.
+    let started = Instant::now();
     let mut cache = TemplateCache::default();
     let loaded = options.inputs.read_cached(&mut cache, None)?;
+    let read_ms = started.elapsed().as_millis() as u64;
     let zone = loaded.build(serial_for_now(0))?;
+    let build_ms = started.elapsed().as_millis() as u64 - read_ms;
     let mut server_settings = loaded.settings.server.clone();
     let running = server_settings.clone();
     if let Some(listen) = &options.listen {
@@ -127,6 +132,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         None,
     )));
     release_freed_memory();
+    let compile_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms;
     let acl = Arc::new(ArcSwap::from_pointee(QueryAcl::new(
         loaded.settings.access.allow_query.clone(),
     )));
@@ -208,6 +214,9 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             operators,
             records,
             udp_threads_per_address = threads,
+            read_ms,
+            build_ms,
+            compile_ms,
             "serving on {} (UDP and TCP)",
             listeners.join(", ")
         );

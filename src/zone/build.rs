@@ -220,7 +220,8 @@ impl NodeMap {
     /// Creates the node for `owner` and, the first time, every ancestor up to the apex (as
     /// empty non-terminals where nothing else is there).
     fn node(&mut self, owner: &Name) -> &mut super::Node {
-        if self.nodes.entry(owner).1 {
+        let key = wire_key(owner);
+        if self.nodes.get_wire(&key).is_none() {
             // Ancestors strictly below the apex (the apex itself is the apex part's).
             let mut ancestor = owner.base_name();
             while self.apex.zone_of(&ancestor) && ancestor != self.apex {
@@ -230,7 +231,7 @@ impl NodeMap {
                 ancestor = ancestor.base_name();
             }
         }
-        self.nodes.entry(owner).0
+        self.nodes.entry_keyed(key, owner).0
     }
 
     fn add(&mut self, record: Record) {
