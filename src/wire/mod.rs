@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - `query`: reading a query's bytes without allocating;
+//! - `encode`: answers to response bytes, for the compiler;
 //! - `names`: the compact name → prebuilt answers table;
 //! - `arena`: the chunks holding the compiled parts' bytes, kept across reloads;
 //! - `huge`: the memory of that table's slots and of those chunks (large ones in huge pages);
@@ -9,6 +10,7 @@
 //! - `respond`: query bytes → response bytes, shared by UDP and TCP.
 
 mod arena;
+pub mod encode;
 mod huge;
 pub mod names;
 pub mod query;

@@ -17,12 +17,13 @@ use hickory_proto::op::Query as HickoryQuery;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::encode::Encoder;
 use super::names::Prebuilt;
 use super::query::{
     parse, parse_into, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD,
     FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
 };
-use super::snapshot::{encode, without_question, Snapshot};
+use super::snapshot::{prebuild, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
 
 const RCODE_NOERROR: u16 = 0;
@@ -407,12 +408,12 @@ fn write_synthesized(
     if answer.outcome == crate::zone::Outcome::NxDomain {
         return false;
     }
-    let Some(bytes) = encode(&parsed, &answer).and_then(|m| without_question(&m)) else {
+    let Some(owned) = prebuild(&mut Encoder::default(), &parsed, &answer) else {
         return false;
     };
     let prebuilt = Prebuilt {
-        bytes: &bytes,
-        trimmed: None,
+        bytes: &owned.bytes,
+        trimmed: owned.trimmed,
     };
     write_prebuilt(
         out,

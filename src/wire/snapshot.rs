@@ -10,12 +10,13 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
+use super::encode::{Encoded, Encoder};
 use super::names::{NameIndex, NodeAnswers, OwnedPrebuilt, PartNames, PartNamesBuilder};
 use super::query::skip_name;
 use std::sync::Arc;
 
-use hickory_proto::op::{Message, MessageType, Metadata, OpCode, Query};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::op::Query;
+use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::config::ServerSettings;
 use crate::plmn::Mcc;
@@ -45,61 +46,24 @@ pub struct Snapshot {
     pub max_udp_payload: u16,
 }
 
-/// Encodes an answer as a complete response to `question` (ID 0, RD/CD clear). Names are
-/// compressed against the question and each other.
-pub fn encode(question: &Query, answer: &Answer) -> Option<Vec<u8>> {
-    let mut metadata = Metadata::new(0, MessageType::Response, OpCode::Query);
-    metadata.authoritative = answer.authoritative();
-    metadata.response_code = answer.rcode();
-    let mut message = Message::new(0, MessageType::Response, OpCode::Query);
-    message.metadata = metadata;
-    message.queries.push(question.clone());
-    // Answer owners equal the question name; writing them as the question's spelling lets
-    // the encoder point them at the question.
-    let rename = |r: &Record| {
-        let mut r = r.clone();
-        if r.name.eq_ignore_root(&question.name) {
-            r.name = question.name.clone();
-        }
-        r
-    };
-    message.answers = answer.answers.iter().map(rename).collect();
-    message.authorities = answer.authority.clone();
-    message.additionals = answer.additional.clone();
-    message.to_vec().ok()
-}
-
 /// A response as the index stores it: without its question section (the responder copies
 /// the client's in its place, same length, so the records' compression pointers still land),
 /// and, when it has additional records, the length of the prefix without them.
-fn prebuild(question: &Query, answer: &Answer) -> Option<OwnedPrebuilt> {
-    let bytes = without_question(&encode(question, answer)?)?;
-    let trimmed = if answer.additional.is_empty() {
-        None
-    } else {
-        let mut trimmed = answer.clone();
-        trimmed.additional.clear();
-        let shorter = without_question(&encode(question, &trimmed)?)?;
-        // The response without its additional records is the same header (but ARCOUNT,
-        // which the responder rewrites) and a prefix of the records, since additional records
-        // come last and names only point backwards. Should an encoder ever lay it out
-        // otherwise, the answer simply has no trimmed form (TC=1 when it does not fit).
-        (shorter.len() <= bytes.len()
-            && shorter[..10] == bytes[..10]
-            && shorter[12..] == bytes[12..shorter.len()])
-            .then_some(shorter.len())
-    };
-    Some(OwnedPrebuilt { bytes, trimmed })
-}
-
-/// A whole response minus its question section: the header, then the records.
-pub fn without_question(message: &[u8]) -> Option<Vec<u8>> {
-    let question_end = skip_name(message, 12)? + 4;
-    let records = message.get(question_end..)?;
-    let mut bytes = Vec::with_capacity(12 + records.len());
-    bytes.extend_from_slice(message.get(..12)?);
-    bytes.extend_from_slice(records);
-    Some(bytes)
+pub(crate) fn prebuild(
+    encoder: &mut Encoder,
+    question: &Query,
+    answer: &Answer,
+) -> Option<OwnedPrebuilt> {
+    let Encoded {
+        mut message,
+        trimmed,
+    } = encoder.encode(question, answer)?;
+    let question_len = skip_name(&message, 12)? + 4 - 12;
+    message.drain(12..12 + question_len);
+    Some(OwnedPrebuilt {
+        bytes: message,
+        trimmed: trimmed.map(|length| length - question_len),
+    })
 }
 
 /// A wire name (at most 255 octets) as a fixed array and its length.
@@ -172,6 +136,7 @@ fn released_target_parts(zone: &Zone, nodes: &Nodes) -> HashMap<Mcc, Nodes> {
 fn compile_nodes(zone: &Zone, nodes: &Nodes) -> PartNames {
     let mut names = PartNamesBuilder::default();
     let mut answers = Vec::new();
+    let mut encoder = Encoder::default();
     // Additional-section targets: this part's own names first, then the zone's kept records,
     // then the rebuilt records of parts that released theirs.
     let apex_len = wire_key(zone.apex()).len();
@@ -188,7 +153,7 @@ fn compile_nodes(zone: &Zone, nodes: &Nodes) -> PartNames {
         for set in &node.rrsets {
             let question = Query::query(owner.clone(), set.rtype);
             let answer = answer_at(zone, resolve, node, set.rtype, Transport::Udp);
-            if let Some(prebuilt) = prebuild(&question, &answer) {
+            if let Some(prebuilt) = prebuild(&mut encoder, &question, &answer) {
                 answers.push((u16::from(set.rtype), prebuilt));
             }
         }
@@ -196,7 +161,7 @@ fn compile_nodes(zone: &Zone, nodes: &Nodes) -> PartNames {
             .then(|| {
                 let question = Query::query(owner.clone(), RecordType::ANY);
                 let answer = answer_at(zone, resolve, node, RecordType::ANY, Transport::Tcp);
-                prebuild(&question, &answer)
+                prebuild(&mut encoder, &question, &answer)
             })
             .flatten();
         names.insert(key, &answers, any_tcp.as_ref());
