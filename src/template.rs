@@ -851,8 +851,8 @@ weight = 1
                 "largest TTL",
             ),
             ("mcc = \"313\"\nmnc = [\"460\"]\n", 0, "bootstrap", "at least one"),
-            // A syntax error is placed where the parser noticed it (here: the end of the file).
-            ("mcc = \"313\"\nmnc = [\"460\"\n", 3, "", "expected"),
+            // A syntax error is placed where the parser finds it: here the array left open.
+            ("mcc = \"313\"\nmnc = [\"460\"\n", 2, "mnc", "unclosed array"),
         ];
         for (text, line, field, needle) in cases {
             let e = single_error(text);
