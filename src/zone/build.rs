@@ -206,12 +206,14 @@ pub(crate) fn operator_nodes(
 /// Owner names to record sets, keeping each node's record sets in insertion order.
 struct NodeMap {
     apex: Name,
+    apex_key: Box<[u8]>,
     nodes: Nodes,
 }
 
 impl NodeMap {
     fn new(apex: Name) -> Self {
         NodeMap {
+            apex_key: wire_key(&apex),
             apex,
             nodes: Nodes::default(),
         }
@@ -222,21 +224,39 @@ impl NodeMap {
     fn node(&mut self, owner: &Name) -> &mut super::Node {
         let key = wire_key(owner);
         if self.nodes.get_wire(&key).is_none() {
-            // Ancestors strictly below the apex (the apex itself is the apex part's).
-            let mut ancestor = owner.base_name();
-            while self.apex.zone_of(&ancestor) && ancestor != self.apex {
-                if !self.nodes.entry(&ancestor).1 {
-                    break;
-                }
-                ancestor = ancestor.base_name();
-            }
+            self.add_ancestors(owner, &key);
         }
-        self.nodes.entry_keyed(key, owner).0
+        self.nodes.entry_keyed(key, || owner.to_lowercase()).0
+    }
+
+    /// Creates the missing ancestors of `owner` strictly below the apex (the apex itself is
+    /// the apex part's), nearest first, up to the first that exists. They are looked up by
+    /// the suffixes of the owner's key: a name is built only for a node created.
+    fn add_ancestors(&mut self, owner: &Name, key: &[u8]) {
+        let mut starts = Vec::with_capacity(8);
+        let mut at = 0;
+        while let Some(&length) = key.get(at).filter(|&&l| l > 0) {
+            starts.push(at);
+            at += 1 + usize::from(length);
+        }
+        let apex_at = key.len().checked_sub(self.apex_key.len());
+        let Some(apex_at) =
+            apex_at.filter(|at| starts.contains(at) && key[*at..] == *self.apex_key)
+        else {
+            return; // not under the apex
+        };
+        for (index, &at) in starts.iter().enumerate().skip(1) {
+            if at >= apex_at || self.nodes.get_wire(&key[at..]).is_some() {
+                break;
+            }
+            let labels = starts.len() - index;
+            self.nodes
+                .entry_keyed(key[at..].into(), || owner.trim_to(labels).to_lowercase());
+        }
     }
 
     fn add(&mut self, record: Record) {
-        let owner = record.name.to_lowercase();
-        let node = self.node(&owner);
+        let node = self.node(&record.name);
         let rtype = record.record_type();
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
             Some(set) => {

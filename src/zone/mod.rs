@@ -138,16 +138,21 @@ impl Nodes {
 
     /// The node for `name` (lower case), created empty if absent. Returns whether it is new.
     pub(crate) fn entry(&mut self, name: &Name) -> (&mut Node, bool) {
-        self.entry_keyed(wire_key(name), name)
+        self.entry_keyed(wire_key(name), || name.clone())
     }
 
-    /// `entry` for a caller that has the name's wire key already.
-    pub(crate) fn entry_keyed(&mut self, key: Box<[u8]>, name: &Name) -> (&mut Node, bool) {
+    /// `entry` for a caller that has the name's wire key already; `name` gives the node's
+    /// name (lower case) when it is created.
+    pub(crate) fn entry_keyed(
+        &mut self,
+        key: Box<[u8]>,
+        name: impl FnOnce() -> Name,
+    ) -> (&mut Node, bool) {
         let mut created = false;
         let node = self.map.entry(key).or_insert_with(|| {
             created = true;
             Node {
-                name: name.clone(),
+                name: name(),
                 rrsets: Vec::new(),
             }
         });
