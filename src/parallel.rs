@@ -5,6 +5,9 @@
 //! and the results come back in input order: errors and their order are the same as in a
 //! sequential pass.
 //!
+//! What a load leaves behind (the records a compile no longer needs, the allocator's free
+//! pages) is freed here too, on a thread of its own once the new zone is served.
+//!
 //! Callers pass only the items that need work (a reload that rebuilds one part maps one item)
 //! and the fewest items worth a thread: below that, the work stays on the calling thread, so
 //! small loads start no threads and a reload does not take cores from the UDP workers for
@@ -63,6 +66,33 @@ pub fn map<T: Sync, R: Send>(
     done.into_iter().map(|(_, result)| result).collect()
 }
 
+/// Drops `garbage` on a thread of its own and then hands the freed memory back to the
+/// operating system (inline if no thread can be started): freeing a large zone's records
+/// takes a while, and nothing needs to wait for it.
+pub fn free_in_background<T: Send + 'static>(garbage: T) {
+    let spawned = std::thread::Builder::new()
+        .name("bsf-free".into())
+        .spawn(move || {
+            drop(garbage);
+            release_freed_memory();
+        });
+    // Without a thread, the closure (and the garbage in it) was dropped here already.
+    if spawned.is_err() {
+        release_freed_memory();
+    }
+}
+
+/// Hands memory freed after building a zone back to the operating system. Building allocates
+/// many short-lived objects; without this, glibc keeps the freed pages and the resident size
+/// stays at the building peak rather than what the served snapshot needs.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +125,21 @@ mod tests {
         // One item (a reload that rebuilds one part): the calling thread does it.
         let caller = std::thread::current().id();
         assert_eq!(map(&[1], 2, |_| std::thread::current().id()), vec![caller]);
+    }
+
+    #[test]
+    fn frees_on_another_thread() {
+        struct Noted(std::sync::mpsc::Sender<std::thread::ThreadId>);
+        impl Drop for Noted {
+            fn drop(&mut self) {
+                let _ = self.0.send(std::thread::current().id());
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        free_in_background(Noted(tx));
+        let dropped_on = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("dropped");
+        assert_ne!(dropped_on, std::thread::current().id());
     }
 }

@@ -142,7 +142,7 @@ impl Reloader {
         let snapshot = Snapshot::compile(candidate, &self.running, Some(&current));
         self.snapshots.store(Arc::new(snapshot));
         drop(current);
-        crate::server::release_freed_memory();
+        crate::parallel::release_freed_memory();
         let _ = self.serial_tx.send(serial);
         tracing::info!(
             trigger,

@@ -131,7 +131,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         &server_settings,
         None,
     )));
-    release_freed_memory();
+    crate::parallel::release_freed_memory();
     let compile_ms = started.elapsed().as_millis() as u64 - read_ms - build_ms;
     let acl = Arc::new(ArcSwap::from_pointee(QueryAcl::new(
         loaded.settings.access.allow_query.clone(),
@@ -307,17 +307,6 @@ impl Signals {
                 }
             }
         }
-    }
-}
-
-/// Hands memory freed after building a zone back to the operating system. Building allocates
-/// many short-lived objects; without this, glibc keeps the freed pages and the resident size
-/// stays at the building peak rather than what the served snapshot needs.
-pub(crate) fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -198,12 +198,14 @@ impl Snapshot {
         let apex_names = compile_nodes(&zone, &zone.apex_nodes);
         // The records of parts built for this zone are no longer needed: answers come from
         // the compiled bytes. (A part still shared elsewhere released them when it was first
-        // compiled.)
-        for part in zone.parts.values_mut() {
-            if let Some(part) = Arc::get_mut(part) {
-                part.records = None;
-            }
-        }
+        // compiled.) Freeing them is a twentieth of a large start-up: done off the way to
+        // serving.
+        let released: Vec<Nodes> = zone
+            .parts
+            .values_mut()
+            .filter_map(|part| Arc::get_mut(part)?.records.take())
+            .collect();
+        crate::parallel::free_in_background(released);
         // The index places the parts' bytes in chunks (the parts compiled anew copied into a
         // new one, reused parts mostly left where they are); the parts kept for the next
         // snapshot are the placed ones, in the order given: the apex (compiled anew every
