@@ -12,7 +12,7 @@
 //! - [`config`]: server-wide settings (apex, SOA, NS, listeners);
 //! - [`template`]: the operator templates in `zones/`, validated;
 //! - [`load`]: reads settings and templates together;
-//! - [`parallel`]: loading work spread over the cores;
+//! - [`parallel`]: loading work spread over the cores, and freeing what it leaves behind;
 //! - [`zone`]: the compiled zone (records), the answer function, the master-file export;
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
 //! - [`server`]: UDP and TCP sockets, shutdown;
