@@ -205,7 +205,9 @@ impl Snapshot {
             .values_mut()
             .filter_map(|part| Arc::get_mut(part)?.records.take())
             .collect();
-        crate::parallel::free_in_background(released);
+        if !released.is_empty() {
+            crate::parallel::free_in_background(released);
+        }
         // The index places the parts' bytes in chunks (the parts compiled anew copied into a
         // new one, reused parts mostly left where they are); the parts kept for the next
         // snapshot are the placed ones, in the order given: the apex (compiled anew every
