@@ -14,14 +14,9 @@ use crate::load::load_zone;
 use crate::plmn::{parse_imsi, MncLengthSource};
 use crate::zone::export::master_file;
 
-/// Serial used by `check` and `export`: the time-derived serial a server would publish now.
-fn export_serial() -> u32 {
-    crate::zone::serial::serial_for_now(0)
-}
-
 /// `bsf-dns check`: validate everything, print a one-line summary, exit 1 listing every error.
 pub fn check(zones: &Path, config: Option<&Path>) -> ExitCode {
-    match load_zone(zones, config, export_serial()) {
+    match load_zone(zones, config) {
         Ok((loaded, zone)) => {
             for warning in &loaded.templates.warnings {
                 eprintln!("warning: {warning}");
@@ -61,7 +56,7 @@ pub fn check(zones: &Path, config: Option<&Path>) -> ExitCode {
 
 /// `bsf-dns export`: the zone as a master file on stdout.
 pub fn export(zones: &Path, config: Option<&Path>) -> ExitCode {
-    match load_zone(zones, config, export_serial()) {
+    match load_zone(zones, config) {
         Ok((_, zone)) => {
             let mut stdout = std::io::stdout().lock();
             if stdout.write_all(master_file(&zone).as_bytes()).is_err() {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Settings;
 use crate::diag::SourceErrors;
 use crate::template::{load_dir_cached, TemplateCache, TemplateSet};
+use crate::zone::serial::serial_for_change;
 use crate::zone::{self, Zone};
 
 /// Where the inputs are.
@@ -34,6 +35,12 @@ pub enum LoadError {
 pub struct Loaded {
     pub settings: Settings,
     pub templates: TemplateSet,
+    /// When the zone's inputs last changed, in seconds since 1970 (0 if unknown): the newest
+    /// change time of the templates, the zones directory (files added, removed, renamed), the
+    /// settings file and the running executable (whose defaults and rules shape the zone too).
+    /// The SOA serial derives from it, so that a restart over unchanged inputs publishes the
+    /// serial it published before and secondaries do not transfer the zone again.
+    pub changed_at: u32,
 }
 
 impl Inputs {
@@ -58,10 +65,32 @@ impl Inputs {
             (Ok(settings), Ok(templates)) => Ok(Loaded {
                 settings,
                 templates,
+                changed_at: self.changed_at(cache),
             }),
             (Err(a), Err(b)) => Err(SourceErrors(a.0.into_iter().chain(b.0).collect()).into()),
             (Err(e), _) | (_, Err(e)) => Err(e.into()),
         }
+    }
+}
+
+impl Inputs {
+    /// See [`Loaded::changed_at`].
+    fn changed_at(&self, cache: &TemplateCache) -> u32 {
+        let change_time = |path: &Path| {
+            std::fs::metadata(path).map_or(0, |m| std::os::unix::fs::MetadataExt::ctime(&m))
+        };
+        // The running executable's own file, even when it was replaced since it started.
+        let executable = change_time(Path::new("/proc/self/exe"));
+        let newest = [
+            cache.newest_change(),
+            change_time(&self.zones_dir),
+            self.settings_file.as_deref().map_or(0, change_time),
+            executable,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        u32::try_from(newest).unwrap_or(0)
     }
 }
 
@@ -81,17 +110,16 @@ impl Loaded {
     }
 }
 
-/// Reads and builds in one step.
+/// Reads and builds in one step, with the serial a server would publish for these inputs.
 pub fn load_zone(
     zones_dir: &Path,
     settings_file: Option<&Path>,
-    serial: u32,
 ) -> Result<(Loaded, Zone), LoadError> {
     let inputs = Inputs {
         zones_dir: zones_dir.to_path_buf(),
         settings_file: settings_file.map(Path::to_path_buf),
     };
     let loaded = inputs.read()?;
-    let zone = loaded.build(serial)?;
+    let zone = loaded.build(serial_for_change(0, loaded.changed_at))?;
     Ok((loaded, zone))
 }

@@ -536,6 +536,19 @@ pub struct TemplateCache {
     entries: HashMap<PathBuf, (FileStamp, Arc<Template>), ahash::RandomState>,
 }
 
+impl TemplateCache {
+    /// The newest inode change time (seconds since 1970) of the files last loaded: when the
+    /// templates last changed. (A change time cannot be set back by tools that keep a file's
+    /// modification time, as `cp -p` and `rsync -t` do.)
+    pub fn newest_change(&self) -> i64 {
+        self.entries
+            .values()
+            .map(|(stamp, _)| stamp.ctime.0)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// Fewer files than this per thread are read on the calling thread: a stat, a read and a
 /// parse take tens of microseconds, about what starting a thread does.
 const FILES_PER_THREAD: usize = 64;

@@ -177,6 +177,50 @@ fn unchanged_content_keeps_the_serial_and_sighup_reloads() {
     assert!(serial(&server) > before);
 }
 
+#[test]
+fn a_restart_keeps_the_serial_unless_the_inputs_changed_meanwhile() {
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
+    let first = serial(&Server::start(&zones, None, &["--no-watch"]));
+    // Change times count whole seconds: each start below comes in a later second than the
+    // serial, so that a serial taken from the clock would differ.
+    let clock_past_first = || {
+        wait_for("the clock past the serial", Duration::from_secs(3), || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .is_ok_and(|now| now.as_secs() > u64::from(first))
+        })
+    };
+    // Over the same inputs: the same serial, so secondaries have nothing to transfer; and the
+    // zone `export` writes carries it too.
+    clock_past_first();
+    let again = Server::start(&zones, None, &["--no-watch"]);
+    assert_eq!(serial(&again), first, "restart over unchanged inputs");
+    let export = std::process::Command::new(BIN)
+        .args(["export", "--zones"])
+        .arg(&zones)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&export.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("SOA") && l.contains(&format!(" {first} "))),
+        "export serial, expected {first}:\n{text}"
+    );
+    drop(again);
+    // A change while no server runs: a later serial after the next start.
+    std::fs::write(zones.join("313-460.toml"), template("192.0.2.7")).unwrap();
+    let changed = Server::start(&zones, None, &["--no-watch"]);
+    assert!(
+        serial(&changed) > first,
+        "{} after {first}",
+        serial(&changed)
+    );
+    assert_eq!(
+        address_of(&changed.ask(NAME, RecordType::A)).as_deref(),
+        Some("192.0.2.7")
+    );
+}
+
 /// Version `n` of a template whose SRV port and additional-section address both carry `n`: a
 /// response mixing two snapshots would show two different versions.
 fn versioned(n: u32) -> String {

@@ -1,8 +1,12 @@
-//! SOA serials: derived from the clock, never lower than one already published.
+//! SOA serials: the time the zone's inputs last changed, never lower than one already
+//! published.
 //!
-//! A serial in seconds since the epoch (RFC 1982 arithmetic allows it until 2106) increases by
-//! itself across restarts without any state on disk; `max(previous + 1, now)` keeps it
-//! increasing when several reloads fall in the same second or the clock steps back.
+//! A serial in seconds since the epoch (RFC 1982 arithmetic allows it until 2106) needs no
+//! state on disk: taken from the inputs' change times (see `Loaded::changed_at`), a restart
+//! over unchanged inputs publishes the serial it published before (secondaries then have
+//! nothing to transfer), and any change, made while the server runs or while it is down,
+//! gives a later one. `max(previous + 1, changed)` keeps it increasing when several reloads
+//! fall in the same second.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,6 +16,16 @@ pub fn serial_for_now(previous: u32) -> u32 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32);
     next_serial(previous, now)
+}
+
+/// The serial to publish for content whose inputs last changed at `changed_at` (seconds since
+/// 1970; 0 when unknown, and then the clock's time is taken), given the one published before.
+pub fn serial_for_change(previous: u32, changed_at: u32) -> u32 {
+    if changed_at == 0 {
+        serial_for_now(previous)
+    } else {
+        next_serial(previous, changed_at)
+    }
 }
 
 /// `max(previous + 1, now)` in serial-number arithmetic (RFC 1982).
@@ -36,5 +50,20 @@ mod tests {
         assert_eq!(next_serial(1_700_000_005, 1_700_000_000), 1_700_000_006);
         assert_eq!(next_serial(1_700_000_000, 1_700_000_100), 1_700_000_100);
         assert_eq!(next_serial(u32::MAX, 5), 5);
+    }
+
+    #[test]
+    fn serial_follows_the_inputs_change_time() {
+        assert_eq!(serial_for_change(0, 1_700_000_000), 1_700_000_000);
+        assert_eq!(
+            serial_for_change(1_700_000_000, 1_700_000_000),
+            1_700_000_001
+        );
+        assert_eq!(
+            serial_for_change(1_700_000_000, 1_700_000_500),
+            1_700_000_500
+        );
+        // Unknown: the clock's time, which is later than any change time above.
+        assert!(serial_for_change(0, 0) > 1_700_000_500);
     }
 }
