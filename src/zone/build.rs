@@ -15,7 +15,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use super::{mcc_of_wire, wire_key, DefaultTemplate, Nodes, Part, RRset, Zone, URI_TYPE};
 use crate::config::ZoneSettings;
 use crate::plmn::{Mcc, Plmn};
-use crate::template::{same_templates, Coverage, Host, Operator, Template, TemplateSet};
+use crate::template::{Coverage, Host, Operator, Template, TemplateSet};
 
 /// A combination of settings and templates that cannot form a zone (each file was valid alone).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,11 +64,9 @@ pub fn build(
     let mut parts = BTreeMap::new();
     let mut pending = Vec::new();
     for (mcc, group) in groups {
-        let reusable = previous.and_then(|z| z.parts.get(&mcc)).filter(|p| {
-            same_templates(&p.templates, &group)
-                && p.apex == settings.apex
-                && p.default_ttl == settings.default_ttl
-        });
+        let reusable = previous
+            .and_then(|z| z.parts.get(&mcc))
+            .filter(|p| p.built_from(mcc, &group, &settings.apex, settings.default_ttl));
         match reusable {
             Some(part) => {
                 parts.insert(mcc, part.clone());

@@ -213,10 +213,22 @@ impl Part {
 
     /// Whether two parts were built from the same inputs (and so hold the same records).
     pub fn same_inputs(&self, other: &Part) -> bool {
-        self.mcc == other.mcc
-            && crate::template::same_templates(&self.templates, &other.templates)
-            && self.apex == other.apex
-            && self.default_ttl == other.default_ttl
+        self.built_from(other.mcc, &other.templates, &other.apex, other.default_ttl)
+    }
+
+    /// Whether this part is what building `mcc` from these inputs would give: the one
+    /// definition of a part's inputs, for reuse across reloads and for content comparison.
+    pub fn built_from(
+        &self,
+        mcc: Mcc,
+        templates: &[Arc<Template>],
+        apex: &Name,
+        default_ttl: u32,
+    ) -> bool {
+        self.mcc == mcc
+            && crate::template::same_templates(&self.templates, templates)
+            && self.apex == *apex
+            && self.default_ttl == default_ttl
     }
 }
 
