@@ -71,9 +71,7 @@ impl Inputs {
             (Err(e), _) | (_, Err(e)) => Err(e.into()),
         }
     }
-}
 
-impl Inputs {
     /// See [`Loaded::changed_at`].
     fn changed_at(&self, cache: &TemplateCache) -> u32 {
         let change_time = |path: &Path| {
@@ -95,6 +93,12 @@ impl Inputs {
 }
 
 impl Loaded {
+    /// The SOA serial to publish for these inputs, given the one published before (0 if
+    /// none): see [`Loaded::changed_at`].
+    pub fn serial_after(&self, previous: u32) -> u32 {
+        serial_for_change(previous, self.changed_at)
+    }
+
     pub fn build(&self, serial: u32) -> Result<Zone, LoadError> {
         self.build_from(serial, None)
     }
@@ -120,6 +124,6 @@ pub fn load_zone(
         settings_file: settings_file.map(Path::to_path_buf),
     };
     let loaded = inputs.read()?;
-    let zone = loaded.build(serial_for_change(0, loaded.changed_at))?;
+    let zone = loaded.build(loaded.serial_after(0))?;
     Ok((loaded, zone))
 }

@@ -22,7 +22,6 @@ use crate::load::Inputs;
 use crate::server::access::QueryAcl;
 use crate::template::{is_template_file, TemplateCache};
 use crate::wire::Snapshot;
-use crate::zone::serial::serial_for_change;
 
 /// A quiet period that ends a burst of file events (an editor's write-rename-chmod, a
 /// `git pull`, an rsync of many files).
@@ -136,7 +135,7 @@ impl Reloader {
                 serial: current.serial(),
             };
         }
-        let serial = serial_for_change(current.serial(), loaded.changed_at);
+        let serial = loaded.serial_after(current.serial());
         candidate.set_serial(serial);
         let (operators, records) = (candidate.operators, candidate.record_count());
         let snapshot = Snapshot::compile(candidate, &self.running, Some(&current));

@@ -27,7 +27,6 @@ use crate::load::{Inputs, LoadError};
 use crate::reload::{InputWatch, Reloader};
 use crate::template::TemplateCache;
 use crate::wire::Snapshot;
-use crate::zone::serial::serial_for_change;
 use access::QueryAcl;
 
 /// How long shutdown waits for TCP connections to finish their answers.
@@ -111,7 +110,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     let mut cache = TemplateCache::default();
     let loaded = options.inputs.read_cached(&mut cache, None)?;
     let read_ms = started.elapsed().as_millis() as u64;
-    let zone = loaded.build(serial_for_change(0, loaded.changed_at))?;
+    let zone = loaded.build(loaded.serial_after(0))?;
     let build_ms = started.elapsed().as_millis() as u64 - read_ms;
     let mut server_settings = loaded.settings.server.clone();
     let running = server_settings.clone();
