@@ -346,10 +346,18 @@ summary() {
         | awk -F: '{v[$1]=$2} END {printf "%.0f q/s, %.3f µs/query, p99 %.0f µs, lost %d, wrong %d, other load %.2f cores", v["\"qps\""], v["\"us_per_query\""], v["\"p99\""], v["\"lost\""], v["\"wrong\""], v["\"other_cores\""]}'
 }
 
+# The servers' order in round R. The verdicts against the floor divide bsf-dns's figure by
+# the floor's round by round, so the two run back to back (the machine drifts over seconds);
+# and the order is reversed every other round, so that neither is always first after a pause
+# or the peers' runs.
+round_order() { # round
+    if (( $1 % 2 )); then echo bsf-dns floor nsd knot; else echo knot nsd floor bsf-dns; fi
+}
+
 phase() { # scenario args...
     local sc="$1" r s; shift
     for r in $(seq 1 "$ROUNDS"); do
-        for s in "${SERVERS[@]}"; do
+        for s in $(round_order "$r"); do
             run_one "$s" "$sc" "$r" "$@"
         done
     done
@@ -401,8 +409,11 @@ if [ "$DO_THREADS" = 1 ]; then
     start_bsf main load-t2 2 "$CLIENT_CORE,$SERVER_CORE"
     SPID[t2]=$PID; SPORT[t2]=$PORT; LENIENT[t2]=""
     for r in $(seq 1 "$ROUNDS"); do
-        run_one t1:bsf-dns cores2-t1 "$r" --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
-        run_one t2:bsf-dns cores2-t2 "$r" --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
+        # One thread first in odd rounds, two threads first in even ones (see round_order).
+        order=(t1 t2); (( r % 2 )) || order=(t2 t1)
+        for t in "${order[@]}"; do
+            run_one "$t:bsf-dns" "cores2-$t" "$r" --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
+        done
     done
     stop "${SPID[t1]}"; stop "${SPID[t2]}"
 fi
