@@ -314,9 +314,11 @@ pub(crate) fn log_query(client: std::net::IpAddr, transport: &str, query: &[u8],
     let mut lower = crate::wire::query::LowerName::new();
     let (name, qtype) = match crate::wire::query::parse(query, &mut lower) {
         Ok(q) => (
-            hickory_proto::rr::Name::from_labels(wire_labels(lower.as_slice()))
-                .map(|n| n.to_ascii())
-                .unwrap_or_else(|_| "?".into()),
+            hickory_proto::rr::Name::from_labels(
+                crate::zone::wire_labels(lower.as_slice()).map(|(_, label)| label),
+            )
+            .map(|n| n.to_ascii())
+            .unwrap_or_else(|_| "?".into()),
             q.question.map_or(0, |q| q.qtype),
         ),
         Err(_) => ("-".into(), 0),
@@ -330,20 +332,4 @@ pub(crate) fn log_query(client: std::net::IpAddr, transport: &str, query: &[u8],
         rcode = %hickory_proto::op::ResponseCode::from(0, rcode),
         "query"
     );
-}
-
-fn wire_labels(wire: &[u8]) -> Vec<Vec<u8>> {
-    let mut labels = Vec::new();
-    let mut pos = 0;
-    while let Some(&len) = wire.get(pos) {
-        if len == 0 {
-            break;
-        }
-        let Some(label) = wire.get(pos + 1..pos + 1 + len as usize) else {
-            break;
-        };
-        labels.push(label.to_vec());
-        pos += 1 + len as usize;
-    }
-    labels
 }

@@ -213,24 +213,8 @@ pub struct TsigRecord {
 impl TsigRecord {
     /// The key name as a domain name.
     pub fn key_name(&self) -> Option<Name> {
-        Name::from_labels(wire_labels(&self.key_name)).ok()
+        Name::from_labels(crate::zone::wire_labels(&self.key_name).map(|(_, label)| label)).ok()
     }
-}
-
-fn wire_labels(wire: &[u8]) -> Vec<&[u8]> {
-    let mut labels = Vec::new();
-    let mut pos = 0;
-    while let Some(&len) = wire.get(pos) {
-        if len == 0 {
-            break;
-        }
-        match wire.get(pos + 1..pos + 1 + len as usize) {
-            Some(label) => labels.push(label),
-            None => break,
-        }
-        pos += 1 + len as usize;
-    }
-    labels
 }
 
 fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {

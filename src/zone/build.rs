@@ -12,7 +12,9 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record};
 
-use super::{mcc_of_wire, wire_key, DefaultTemplate, Nodes, Part, RRset, Zone, URI_TYPE};
+use super::{
+    mcc_of_wire, wire_key, wire_labels, DefaultTemplate, Nodes, Part, RRset, Zone, URI_TYPE,
+};
 use crate::config::ZoneSettings;
 use crate::plmn::{Mcc, Plmn};
 use crate::template::{Coverage, Host, Operator, Template, TemplateSet};
@@ -231,12 +233,7 @@ impl NodeMap {
     /// the apex part's), nearest first, up to the first that exists. They are looked up by
     /// the suffixes of the owner's key: a name is built only for a node created.
     fn add_ancestors(&mut self, owner: &Name, key: &[u8]) {
-        let mut starts = Vec::with_capacity(8);
-        let mut at = 0;
-        while let Some(&length) = key.get(at).filter(|&&l| l > 0) {
-            starts.push(at);
-            at += 1 + usize::from(length);
-        }
+        let starts: Vec<usize> = wire_labels(key).map(|(start, _)| start).collect();
         let apex_at = key.len().checked_sub(self.apex_key.len());
         let Some(apex_at) =
             apex_at.filter(|at| starts.contains(at) && key[*at..] == *self.apex_key)

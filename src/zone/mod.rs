@@ -78,22 +78,25 @@ pub fn wire_key(name: &Name) -> Box<[u8]> {
     key.into_boxed_slice()
 }
 
+/// The labels of an uncompressed wire name, each with the offset where it starts (its
+/// length octet): the suffix from there is that ancestor's wire name. Stops at the root, or
+/// at a label the bytes cut short.
+pub fn wire_labels(wire: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let len = usize::from(*wire.get(pos).filter(|&&len| len != 0)?);
+        let label = wire.get(pos + 1..pos + 1 + len)?;
+        let start = pos;
+        pos += 1 + len;
+        Some((start, label))
+    })
+}
+
 /// RFC 4034 §6.1 canonical order key: labels from the root down, each lower case and
 /// terminated by a zero octet (our names hold no zero octets: they are host names and
 /// service labels), so that byte order is canonical order.
 fn canonical_key(wire: &[u8]) -> Vec<u8> {
-    let mut labels = Vec::new();
-    let mut pos = 0;
-    while let Some(&len) = wire.get(pos) {
-        if len == 0 {
-            break;
-        }
-        labels.push(
-            wire.get(pos + 1..pos + 1 + len as usize)
-                .unwrap_or_default(),
-        );
-        pos += 1 + len as usize;
-    }
+    let labels: Vec<&[u8]> = wire_labels(wire).map(|(_, label)| label).collect();
     let mut key = Vec::with_capacity(wire.len());
     for label in labels.iter().rev() {
         key.extend_from_slice(label);
@@ -433,6 +436,26 @@ impl Zone {
 mod tests {
     use super::*;
     use hickory_proto::serialize::binary::BinEncodable;
+
+    #[test]
+    fn wire_labels_give_each_label_and_where_it_starts() {
+        let wire = b"\x03bsf\x06mnc460\x05lwm2m\x03org\x00";
+        let labels: Vec<(usize, &[u8])> = wire_labels(wire).collect();
+        assert_eq!(
+            labels,
+            [
+                (0, &b"bsf"[..]),
+                (4, b"mnc460"),
+                (11, b"lwm2m"),
+                (17, b"org")
+            ]
+        );
+        // The suffix from a label's start is that ancestor's wire name.
+        assert_eq!(&wire[labels[2].0..], b"\x05lwm2m\x03org\x00");
+        assert_eq!(wire_labels(b"\x00").count(), 0);
+        // A label the bytes cut short ends the walk.
+        assert_eq!(wire_labels(b"\x03bsf\x09mnc").count(), 1);
+    }
 
     #[test]
     fn wire_key_is_the_lower_case_wire_form() {
