@@ -295,7 +295,9 @@ start_nsd main load;  SPID[nsd]=$PID;     SPORT[nsd]=$PORT
 start_knot main load; SPID[knot]=$PID;    SPORT[knot]=$PORT
 start_floor load;     SPID[floor]=$PID;   SPORT[floor]=$PORT
 LENIENT[bsf-dns]=""; LENIENT[nsd]=""; LENIENT[knot]=""; LENIENT[floor]="--lenient"
-SERVERS=(bsf-dns nsd knot floor)
+# bsf-dns beside the floor: the verdicts against the floor divide one by the other round by
+# round (see round_order).
+SERVERS=(bsf-dns floor nsd knot)
 for s in "${SERVERS[@]}"; do
     printf '  %-8s pid %-7s 127.0.0.1:%s  ready after %s ms\n' "$s" "${SPID[$s]}" "${SPORT[$s]}" \
         "$(grep -o '"ready_ms": [0-9.]*' "$RESULTS/load-$s.json" | awk '{printf "%.0f", $2}')" >&2
@@ -346,12 +348,17 @@ summary() {
         | awk -F: '{v[$1]=$2} END {printf "%.0f q/s, %.3f µs/query, p99 %.0f µs, lost %d, wrong %d, other load %.2f cores", v["\"qps\""], v["\"us_per_query\""], v["\"p99\""], v["\"lost\""], v["\"wrong\""], v["\"other_cores\""]}'
 }
 
-# The servers' order in round R. The verdicts against the floor divide bsf-dns's figure by
-# the floor's round by round, so the two run back to back (the machine drifts over seconds);
-# and the order is reversed every other round, so that neither is always first after a pause
-# or the peers' runs.
+# The servers' order in round R: SERVERS as listed in odd rounds, reversed in even ones. The
+# verdicts against the floor divide bsf-dns's figure by the floor's round by round, so the two
+# are listed side by side and run back to back (the machine drifts over seconds); reversing
+# keeps either from always going first after a pause or after the peers' runs.
 round_order() { # round
-    if (( $1 % 2 )); then echo bsf-dns floor nsd knot; else echo knot nsd floor bsf-dns; fi
+    local i
+    if (( $1 % 2 )); then
+        echo "${SERVERS[@]}"
+    else
+        for (( i = ${#SERVERS[@]} - 1; i >= 0; i-- )); do echo "${SERVERS[i]}"; done
+    fi
 }
 
 phase() { # scenario args...
