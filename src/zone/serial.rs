@@ -10,8 +10,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The serial to publish for new content, given the one published before (0 if none).
-pub fn serial_for_now(previous: u32) -> u32 {
+/// The serial from the clock, given the one published before (0 if none): for inputs whose
+/// change time is unknown.
+fn serial_for_now(previous: u32) -> u32 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32);
