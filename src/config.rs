@@ -70,6 +70,7 @@ struct RawServer {
     max_udp_payload: Option<Spanned<u16>>,
     tcp_idle_timeout: Option<Spanned<u64>>,
     tcp_max_connections: Option<Spanned<usize>>,
+    metrics: Option<Spanned<String>>,
 }
 
 /// The SOA fields of the zone (serial excepted: it is assigned at compile time).
@@ -112,6 +113,8 @@ pub struct ServerSettings {
     pub max_udp_payload: u16,
     pub tcp_idle_timeout: Duration,
     pub tcp_max_connections: usize,
+    /// Where to serve the metrics endpoint (HTTP); `None`: not served.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Who may do what; may change on reload.
@@ -364,6 +367,17 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
             "expected at least 1",
         ));
     }
+    let metrics =
+        server_raw
+            .metrics
+            .as_ref()
+            .and_then(|text| match parse_metrics_address(text.get_ref()) {
+                Ok(addr) => Some(addr),
+                Err(message) => {
+                    errors.push(source.error(Some(text.span()), "server.metrics", message));
+                    None
+                }
+            });
 
     let access_raw = raw.access.unwrap_or_default();
     let allow_query = parse_prefixes(
@@ -399,8 +413,16 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
             max_udp_payload,
             tcp_idle_timeout: Duration::from_secs(idle),
             tcp_max_connections,
+            metrics,
         },
     })
+}
+
+/// The metrics endpoint's address: ADDR:PORT, port given (no port is customary for HTTP
+/// metrics the way 53 is for DNS).
+pub fn parse_metrics_address(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .map_err(|_| format!("{text:?} is not ADDR:PORT (e.g. 127.0.0.1:9153 or [::1]:9153)"))
 }
 
 /// Address prefixes (`10.0.0.0/8`) or single addresses (`192.0.2.1`).
@@ -496,6 +518,21 @@ mod tests {
         let text = "[[ns]]\nname = \"ns.other.net\"\naddresses = [\"192.0.2.1\"]\n";
         let errors = Settings::parse(Path::new("s.toml"), text).unwrap_err();
         assert!(errors.0[0].message.contains("outside the zone"), "{errors}");
+    }
+
+    #[test]
+    fn the_metrics_address_needs_a_port_and_is_off_by_default() {
+        assert_eq!(Settings::default().server.metrics, None);
+        let text = "[server]\nmetrics = \"[::1]:9153\"\n";
+        let s = Settings::parse(Path::new("s.toml"), text).unwrap();
+        assert_eq!(s.server.metrics, Some("[::1]:9153".parse().unwrap()));
+        for bad in ["127.0.0.1", "localhost:9153", "9153"] {
+            let text = format!("apex = \"lwm2m.org\"\n[server]\nmetrics = \"{bad}\"\n");
+            let errors = Settings::parse(Path::new("s.toml"), &text).unwrap_err();
+            let e = &errors.0[0];
+            assert_eq!((e.line, e.field.as_str()), (3, "server.metrics"), "{bad}");
+            assert!(e.message.contains("is not ADDR:PORT"), "{errors}");
+        }
     }
 
     #[test]

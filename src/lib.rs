@@ -15,7 +15,7 @@
 //! - [`parallel`]: loading work spread over the cores, and freeing what it leaves behind;
 //! - [`zone`]: the compiled zone (records), the answer function, the master-file export;
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
-//! - [`server`]: UDP and TCP sockets, shutdown;
+//! - [`server`]: UDP and TCP sockets, query statistics and the metrics endpoint, shutdown;
 //! - [`reload`]: watching the inputs and swapping in new snapshots;
 //! - [`transfer`]: AXFR/IXFR to secondaries, NOTIFY, TSIG, `allow-transfer`;
 //! - [`resolve`]: the device's side — the lookup a device does, as `bsf-dns resolve`.

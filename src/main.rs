@@ -48,6 +48,11 @@ enum Command {
         /// Do not watch the zones directory and settings file (SIGHUP still reloads).
         #[arg(long)]
         no_watch: bool,
+        /// Serve metrics (Prometheus text format) over HTTP at http://ADDR:PORT/metrics, e.g.
+        /// 127.0.0.1:9153. Overrides the settings file's [server] metrics. Port 0 picks a
+        /// free port (logged).
+        #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_address)]
+        metrics: Option<SocketAddr>,
     },
     /// Validate settings and templates; print a summary, or every problem and exit 1.
     Check(ZoneArgs),
@@ -75,6 +80,10 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     bsf_dns::config::parse_listen(text)
 }
 
+fn parse_metrics_address(text: &str) -> Result<SocketAddr, String> {
+    bsf_dns::config::parse_metrics_address(text)
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BSF_DNS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -95,6 +104,7 @@ fn main() -> ExitCode {
             threads,
             log_queries,
             no_watch,
+            metrics,
         } => {
             init_logging();
             let options = bsf_dns::server::ServeOptions {
@@ -106,6 +116,7 @@ fn main() -> ExitCode {
                 threads: threads.map(usize::from),
                 log_queries,
                 watch: !no_watch,
+                metrics,
             };
             match bsf_dns::server::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -9,8 +9,9 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
@@ -37,6 +38,43 @@ pub enum ReloadOutcome {
     Rejected { serial: u32, error: String },
 }
 
+/// What reloads have done so far, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub applied: AtomicU64,
+    pub unchanged: AtomicU64,
+    pub rejected: AtomicU64,
+    /// Whether the last attempt read a good set (applied or unchanged): 0 means the files on
+    /// disk are broken and the server still serves an older set.
+    pub last_good: AtomicBool,
+    /// When the last attempt that read a good set ended, in seconds since 1970 (0: none yet,
+    /// only the start-up load).
+    pub last_good_at: AtomicU64,
+    /// How long the last attempt took, whatever its outcome.
+    pub last_duration_ms: AtomicU64,
+}
+
+impl ReloadStats {
+    fn record(&self, outcome: &ReloadOutcome, started: Instant) {
+        let counter = match outcome {
+            ReloadOutcome::Applied { .. } => &self.applied,
+            ReloadOutcome::Unchanged { .. } => &self.unchanged,
+            ReloadOutcome::Rejected { .. } => &self.rejected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let good = !matches!(outcome, ReloadOutcome::Rejected { .. });
+        self.last_good.store(good, Ordering::Relaxed);
+        if good {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.last_good_at.store(now, Ordering::Relaxed);
+        }
+        self.last_duration_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
 /// Owns the current snapshot's replacement.
 pub struct Reloader {
     inputs: Inputs,
@@ -52,6 +90,7 @@ pub struct Reloader {
     /// The settings of the last good load, for those that follow settings changes that need
     /// no new zone (transfer ACLs, TSIG keys, NOTIFY targets).
     settings_tx: watch::Sender<Option<Arc<Settings>>>,
+    stats: ReloadStats,
 }
 
 impl Reloader {
@@ -73,6 +112,10 @@ impl Reloader {
             busy: Mutex::new(cache),
             serial_tx,
             settings_tx: watch::channel(None).0,
+            stats: ReloadStats {
+                last_good: AtomicBool::new(true),
+                ..ReloadStats::default()
+            },
         }
     }
 
@@ -84,6 +127,11 @@ impl Reloader {
     /// The settings of each good load (`None` until the first reload).
     pub fn settings(&self) -> watch::Receiver<Option<Arc<Settings>>> {
         self.settings_tx.subscribe()
+    }
+
+    /// What reloads have done so far.
+    pub fn stats(&self) -> &ReloadStats {
+        &self.stats
     }
 
     /// Re-reads everything and swaps in a new snapshot if the inputs are good and different.
@@ -104,8 +152,21 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
+        let outcome = self.reload_locked(&mut cache, trigger, changed, started);
+        self.stats.record(&outcome, started);
+        outcome
+    }
+
+    /// The reload itself, under the lock.
+    fn reload_locked(
+        &self,
+        cache: &mut TemplateCache,
+        trigger: &str,
+        changed: Option<&HashSet<OsString>>,
+        started: Instant,
+    ) -> ReloadOutcome {
         let current = self.snapshots.load_full();
-        let loaded = match self.inputs.read_cached(&mut cache, changed) {
+        let loaded = match self.inputs.read_cached(cache, changed) {
             Ok(loaded) => loaded,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };

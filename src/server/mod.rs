@@ -3,13 +3,17 @@
 //! Layout:
 //! - `udp`: the batched UDP workers (the hot path, plain threads);
 //! - `tcp`: RFC 7766 connections on a small Tokio runtime;
-//! - `access`: the `allow-query` check.
+//! - `access`: the `allow-query` check;
+//! - `stats`: counts of what was answered, kept off the packet path's way;
+//! - `metrics`: the HTTP endpoint that reports them (when asked for).
 //!
 //! Start-up binds every socket before announcing readiness, so a taken port is an immediate,
 //! clear error. SIGTERM/SIGINT stop accepting, let in-flight TCP answers finish, then exit;
 //! SIGHUP reloads.
 
 pub mod access;
+mod metrics;
+pub mod stats;
 mod tcp;
 mod udp;
 
@@ -43,6 +47,8 @@ pub struct ServeOptions {
     pub log_queries: bool,
     /// Watch the inputs for changes (SIGHUP reloads either way).
     pub watch: bool,
+    /// Overrides the settings' metrics address.
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +66,14 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+const METRICS_PROTO: &str = "metrics, HTTP";
+
+/// `proto`: what the socket is for, as the error says it.
 fn bind_error(addr: SocketAddr, proto: &'static str, source: std::io::Error) -> ServeError {
     let hint = match source.kind() {
+        std::io::ErrorKind::AddrInUse if proto == METRICS_PROTO => {
+            " (another process holds this port; pick another with --metrics)"
+        }
         std::io::ErrorKind::AddrInUse => {
             " (another process holds this port; pick another with --listen)"
         }
@@ -120,6 +132,9 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     if options.threads.is_some() {
         server_settings.threads = options.threads;
     }
+    if options.metrics.is_some() {
+        server_settings.metrics = options.metrics;
+    }
     let threads = server_settings
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -161,6 +176,11 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             bind_tcp(addr).map_err(|e| bind_error(addr, "TCP", e))?,
         ));
     }
+    let metrics_listener = match server_settings.metrics {
+        Some(addr) => Some(bind_tcp(addr).map_err(|e| bind_error(addr, METRICS_PROTO, e))?),
+        None => None,
+    };
+    let stats = Arc::new(stats::ServerStats::default());
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -171,6 +191,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             snapshots.clone(),
             acl.clone(),
             stop.clone(),
+            stats.udp_worker(),
             options.log_queries,
         )?);
         tracing::debug!(%addr, "UDP worker {i} started");
@@ -188,6 +209,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             tracker: tracker.clone(),
             log_queries: options.log_queries,
             transfer: transfer.clone(),
+            stats: stats.clone(),
         });
         let mut accept_tasks = Vec::new();
         for (_, listener) in tcp_listeners {
@@ -205,6 +227,17 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         crate::transfer::start(&reloader, snapshots.clone(), transfer, shutdown.clone());
         if let Some(watch) = watch {
             tokio::spawn(reloader.clone().follow(watch, shutdown.clone()));
+        }
+        if let Some(listener) = metrics_listener {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let addr = listener.local_addr()?;
+            let source = Arc::new(metrics::MetricsSource {
+                stats: stats.clone(),
+                reloader: reloader.clone(),
+                snapshots: snapshots.clone(),
+            });
+            tokio::spawn(metrics::serve(listener, source, shutdown.clone()));
+            tracing::info!("metrics on http://{addr}/metrics");
         }
         let listeners: Vec<String> = server_settings.listen_display();
         tracing::info!(

@@ -8,6 +8,7 @@
 //! answer they are writing.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::access::QueryAcl;
+use super::stats::{Outcome, ServerStats};
 use crate::wire::{Responder, Snapshot, Verdict};
 use crate::zone::Transport;
 
@@ -33,6 +35,7 @@ pub struct TcpContext {
     pub log_queries: bool,
     /// `allow-transfer`, TSIG keys (for AXFR/IXFR, answered by `crate::transfer`).
     pub transfer: crate::transfer::SharedSettings,
+    pub stats: Arc<ServerStats>,
 }
 
 /// Accepts connections until shutdown.
@@ -53,14 +56,17 @@ pub async fn accept_loop(listener: TcpListener, cx: Arc<TcpContext>) {
         };
         let Ok(permit) = cx.connections.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "TCP connection limit reached; closing new connection");
+            cx.stats.tcp_over_limit.fetch_add(1, Ordering::Relaxed);
             drop(stream);
             continue;
         };
+        let open = ServerStats::tcp_connection_opened(&cx.stats);
         let cx2 = cx.clone();
         cx.tracker.spawn(async move {
             if let Err(error) = serve_connection(stream, peer, &cx2).await {
                 tracing::debug!(%peer, %error, "TCP connection ended with an error");
             }
+            drop(open);
             drop(permit);
         });
     }
@@ -108,8 +114,10 @@ async fn serve_connection(
         }
         if verdict == Verdict::Drop {
             // Not a query we can answer (a response, or too short): the stream is not DNS.
+            cx.stats.tcp.add(Outcome::Dropped);
             break;
         }
+        cx.stats.tcp.add(Outcome::of_response(&out));
         writer.write_u16(out.len() as u16).await?;
         writer.write_all(&out).await?;
         if reader.buffer().is_empty() {

@@ -1,0 +1,391 @@
+//! The metrics endpoint: the server's counters and the served zone's state in the Prometheus
+//! text format (version 0.0.4), over a deliberately small HTTP/1.1 server.
+//!
+//! Off unless `[server] metrics` or `--metrics` names an address. One request per
+//! connection (`Connection: close`): a scraper asks every few seconds, so keeping connections
+//! alive buys nothing and a small server has less to get wrong. Requests are bounded in size,
+//! time and number of connections at once; anything but `GET`/`HEAD` of `/metrics` (or `/`)
+//! gets a plain error status. The endpoint reads only counters and the current snapshot: a
+//! scrape never waits for a reload and never touches the query path.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::stats::{Outcome, ServerStats};
+use crate::reload::Reloader;
+use crate::wire::Snapshot;
+
+/// Longest request head read; a scraper's is a few hundred bytes.
+const MAX_REQUEST: usize = 8192;
+/// Time a client gets to send its request head.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 16;
+
+/// What the endpoint reports on.
+pub struct MetricsSource {
+    pub stats: Arc<ServerStats>,
+    pub reloader: Arc<Reloader>,
+    pub snapshots: Arc<ArcSwap<Snapshot>>,
+}
+
+/// Accepts scrapes until shutdown.
+pub async fn serve(listener: TcpListener, source: Arc<MetricsSource>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "metrics: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let source = source.clone();
+        tokio::spawn(async move {
+            if let Err(error) = answer(stream, &source).await {
+                tracing::debug!(%error, "metrics: connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, source: &MetricsSource) -> std::io::Result<()> {
+    let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(error)) => return Err(error),
+        Err(_) => return Ok(()),
+    };
+    let response = match head {
+        Some(head) => respond(&head, || render(source)),
+        None => reply(
+            400,
+            "Bad Request",
+            "request head too large or cut short\n",
+            false,
+        ),
+    };
+    stream.write_all(&response).await?;
+    stream.shutdown().await
+}
+
+/// Reads up to the blank line that ends the request head; `None` when it does not come
+/// within [`MAX_REQUEST`] bytes or the client stops sending.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buffer = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        head.extend_from_slice(&buffer[..n]);
+        if let Some(end) = find_blank_line(&head) {
+            head.truncate(end);
+            return Ok(Some(head));
+        }
+        if head.len() > MAX_REQUEST {
+            return Ok(None);
+        }
+    }
+}
+
+fn find_blank_line(bytes: &[u8]) -> Option<usize> {
+    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+    let lf = bytes.windows(2).position(|w| w == b"\n\n");
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The response to a request head (`body` renders the metrics, only when asked for).
+fn respond(head: &[u8], body: impl FnOnce() -> String) -> Vec<u8> {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.trim_end_matches('\r').split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return reply(400, "Bad Request", "malformed request line\n", false);
+    };
+    if !version.starts_with("HTTP/1.") {
+        return reply(400, "Bad Request", "only HTTP/1.x is spoken here\n", false);
+    }
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return reply(405, "Method Not Allowed", "use GET\n", false),
+    };
+    let path = target.split('?').next().unwrap_or_default();
+    match path {
+        "/metrics" => reply_typed(200, "OK", METRICS_TYPE, &body(), head_only),
+        "/" => reply(200, "OK", "bsf-dns: metrics at /metrics\n", head_only),
+        _ => reply(
+            404,
+            "Not Found",
+            "not found; metrics are at /metrics\n",
+            head_only,
+        ),
+    }
+}
+
+/// The content type of the exposition format.
+const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+const TEXT_TYPE: &str = "text/plain; charset=utf-8";
+
+fn reply(status: u16, reason: &str, body: &str, head_only: bool) -> Vec<u8> {
+    reply_typed(status, reason, TEXT_TYPE, body, head_only)
+}
+
+fn reply_typed(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &str,
+    head_only: bool,
+) -> Vec<u8> {
+    let mut response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if status == 405 {
+        response.push_str("Allow: GET, HEAD\r\n");
+    }
+    response.push_str("Connection: close\r\n\r\n");
+    let mut bytes = response.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(body.as_bytes());
+    }
+    bytes
+}
+
+/// One metric family: its HELP and TYPE lines, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            let rendered: Vec<String> =
+                labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            let _ = write!(self.out, "{{{}}}", rendered.join(","));
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The exposition text.
+pub fn render(source: &MetricsSource) -> String {
+    let mut out = String::with_capacity(4096);
+    let stats = &source.stats;
+
+    let name = "bsf_dns_queries_total";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "DNS queries handled, by transport and by what the response was (result=\"dropped\": none was sent).",
+    );
+    for outcome in Outcome::ALL {
+        family.sample(
+            name,
+            &[("transport", "udp"), ("result", outcome.label())],
+            stats.udp(outcome),
+        );
+    }
+    for outcome in Outcome::ALL {
+        family.sample(
+            name,
+            &[("transport", "tcp"), ("result", outcome.label())],
+            stats.tcp.get(outcome),
+        );
+    }
+
+    let counters = [
+        (
+            "bsf_dns_tcp_connections_accepted_total",
+            "TCP connections accepted.",
+            stats.tcp_accepted.load(Ordering::Relaxed),
+        ),
+        (
+            "bsf_dns_tcp_connections_over_limit_total",
+            "TCP connections closed at once because tcp-max-connections were open.",
+            stats.tcp_over_limit.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        Family::new(&mut out, name, "counter", help).sample(name, &[], value);
+    }
+    let name = "bsf_dns_tcp_connections_open";
+    Family::new(&mut out, name, "gauge", "TCP connections open now.").sample(
+        name,
+        &[],
+        stats.tcp_open.load(Ordering::Relaxed),
+    );
+
+    let snapshot = source.snapshots.load();
+    let zone = &snapshot.zone;
+    let gauges = [
+        ("bsf_dns_zone_serial", "The SOA serial served now.", u64::from(zone.serial)),
+        (
+            "bsf_dns_zone_operators",
+            "Networks with a template file in the zone served now.",
+            zone.operators as u64,
+        ),
+        (
+            "bsf_dns_zone_records",
+            "Records in the zone served now (default-template answers, made per query, not included).",
+            zone.record_count() as u64,
+        ),
+        (
+            "bsf_dns_zone_names",
+            "Names with precompiled answers in the zone served now.",
+            snapshot.index().len() as u64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        Family::new(&mut out, name, "gauge", help).sample(name, &[], value);
+    }
+
+    let reloads = source.reloader.stats();
+    let name = "bsf_dns_reloads_total";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Reloads since start, by outcome (rejected: the files were bad and the previous zone is still served).",
+    );
+    for (outcome, counter) in [
+        ("applied", &reloads.applied),
+        ("unchanged", &reloads.unchanged),
+        ("rejected", &reloads.rejected),
+    ] {
+        family.sample(
+            name,
+            &[("outcome", outcome)],
+            counter.load(Ordering::Relaxed),
+        );
+    }
+    let reload_gauges = [
+        (
+            "bsf_dns_reload_last_good",
+            "1 if the last reload read a good set of files (or none was tried yet), 0 if it was rejected.",
+            u64::from(reloads.last_good.load(Ordering::Relaxed)),
+        ),
+        (
+            "bsf_dns_reload_last_good_timestamp_seconds",
+            "When the last reload that read a good set of files ended, in Unix seconds (0: none since start).",
+            reloads.last_good_at.load(Ordering::Relaxed),
+        ),
+        (
+            "bsf_dns_start_time_seconds",
+            "When the server started, in Unix seconds.",
+            unix_seconds(stats.started),
+        ),
+    ];
+    for (name, help, value) in reload_gauges {
+        Family::new(&mut out, name, "gauge", help).sample(name, &[], value);
+    }
+    let name = "bsf_dns_reload_last_duration_seconds";
+    let millis = reloads.last_duration_ms.load(Ordering::Relaxed);
+    Family::new(
+        &mut out,
+        name,
+        "gauge",
+        "How long the last reload took, whatever its outcome.",
+    )
+    .sample(
+        name,
+        &[],
+        format_args!("{}.{:03}", millis / 1000, millis % 1000),
+    );
+    let name = "bsf_dns_build_info";
+    Family::new(&mut out, name, "gauge", "Always 1; the version in a label.").sample(
+        name,
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(response: &[u8]) -> String {
+        let text = String::from_utf8_lossy(response);
+        text.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn routes_and_methods() {
+        let body = || "# HELP x y\n".to_string();
+        let ok = respond(b"GET /metrics HTTP/1.1\r\nHost: a", body);
+        assert_eq!(status_of(&ok), "HTTP/1.1 200 OK");
+        let text = String::from_utf8(ok).unwrap();
+        assert!(text.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+        assert!(text.contains("Content-Length: 11\r\n"));
+        assert!(text.ends_with("\r\n\r\n# HELP x y\n"));
+        let with_query = respond(b"GET /metrics?x=1 HTTP/1.0", body);
+        assert_eq!(status_of(&with_query), "HTTP/1.1 200 OK");
+        let head = String::from_utf8(respond(b"HEAD /metrics HTTP/1.1", body)).unwrap();
+        assert!(head.contains("Content-Length: 11\r\n") && head.ends_with("\r\n\r\n"));
+        assert_eq!(
+            status_of(&respond(b"GET /other HTTP/1.1", body)),
+            "HTTP/1.1 404 Not Found"
+        );
+        let post = String::from_utf8(respond(b"POST /metrics HTTP/1.1", body)).unwrap();
+        assert!(post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert!(post.contains("Allow: GET, HEAD\r\n"));
+        for bad in [
+            &b"GET /metrics"[..],
+            b"GET  /metrics HTTP/1.1",
+            b"GET /metrics SPDY/3",
+            b"",
+        ] {
+            assert_eq!(
+                status_of(&respond(bad, body)),
+                "HTTP/1.1 400 Bad Request",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_head_ends_at_the_first_blank_line() {
+        assert_eq!(
+            find_blank_line(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody"),
+            Some(20)
+        );
+        assert_eq!(find_blank_line(b"GET / HTTP/1.1\n\n"), Some(14));
+        assert_eq!(find_blank_line(b"GET / HTTP/1.1\r\n"), None);
+    }
+}

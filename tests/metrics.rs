@@ -1,0 +1,416 @@
+//! The metrics endpoint on a running server: every kind of response counted once, per
+//! transport, over real sockets; the zone's gauges against what DNS answers; reloads good and
+//! bad; HTTP requests the endpoint must refuse without falling over.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+const HIT: &str = "bsf.mnc460.mcc313.lwm2m.org.";
+
+fn template(mcc: &str, mnc: &str, bootstraps: usize) -> String {
+    let mut text = format!("mcc = \"{mcc}\"\nmnc = [\"{mnc}\"]\naddresses = [\"192.0.2.1\"]\n");
+    for i in 0..bootstraps {
+        text.push_str(&format!(
+            "[[bootstrap]]\nuri = \"coaps://bootstrap-server-{i}.a-rather-long-operator-domain.example:5684\"\n"
+        ));
+    }
+    text
+}
+
+/// The metrics address the server logged (`--metrics 127.0.0.1:0` lets the kernel pick it).
+fn metrics_address(server: &Server) -> SocketAddr {
+    let log = server.guard.log_text();
+    let at = log
+        .find("metrics on http://")
+        .unwrap_or_else(|| panic!("no metrics line in the log:\n{log}"));
+    let rest = &log[at + "metrics on http://".len()..];
+    let end = rest.find('/').expect("address ends at the path");
+    rest[..end].parse().expect("a socket address")
+}
+
+/// One HTTP exchange: the status line, the headers (lower-case names) and the body.
+fn http(addr: SocketAddr, request: &[u8]) -> (String, HashMap<String, String>, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream.write_all(request).expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {response:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// Every sample of a scrape, keyed by series (`name{labels}`).
+fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+    let (status, headers, body) = http(addr, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(
+        headers.get("content-type").map(String::as_str),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(headers.get("content-length"), Some(&body.len().to_string()));
+    let mut samples = HashMap::new();
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value {line:?}"));
+        assert!(
+            samples.insert(series.to_string(), value).is_none(),
+            "twice: {series}"
+        );
+    }
+    samples
+}
+
+fn queries(samples: &HashMap<String, f64>, transport: &str, result: &str) -> f64 {
+    let series = format!("bsf_dns_queries_total{{transport=\"{transport}\",result=\"{result}\"}}");
+    *samples
+        .get(&series)
+        .unwrap_or_else(|| panic!("no {series}"))
+}
+
+fn soa_serial(server: &Server) -> u32 {
+    match &server.ask("lwm2m.org.", RecordType::SOA).answers[0].data {
+        RData::SOA(soa) => soa.serial,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Polls the metrics until `check` holds (bounded); returns the last scrape.
+fn scrape_until(
+    addr: SocketAddr,
+    what: &str,
+    check: impl Fn(&HashMap<String, f64>) -> bool,
+) -> HashMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let samples = scrape(addr);
+        if check(&samples) {
+            return samples;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not seen in 5 s: {samples:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A UDP exchange that must be answered.
+fn udp_answer(addr: SocketAddr, query: &[u8]) -> Message {
+    for _ in 0..5 {
+        if let Some(bytes) = udp_exchange(addr, query, 1000) {
+            return Message::from_vec(&bytes).expect("decode");
+        }
+    }
+    panic!("no answer");
+}
+
+fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+#[test]
+fn every_response_is_counted_once_by_transport_and_result() {
+    let big = template("262", "01", 12);
+    let seed = std::fs::read_to_string(bundled_zones().join("313-460.toml")).expect("seed");
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &seed), ("262-01.toml", &big)]);
+    let server = Server::start(&zones, None, &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_address(&server);
+    let before = scrape(metrics);
+    let addr = server.addr;
+
+    let mut expected_udp: HashMap<&str, f64> = HashMap::new();
+    let mut expect = |result, query: Vec<u8>, check: &dyn Fn(&Message) -> bool| {
+        let response = udp_answer(addr, &query);
+        assert!(check(&response), "{result}: {response:?}");
+        *expected_udp.entry(result).or_default() += 1.0;
+    };
+    let big_name = "bsf.mnc01.mcc262.lwm2m.org.";
+    let rcode = |code: ResponseCode| move |m: &Message| m.metadata.response_code == code;
+    for _ in 0..3 {
+        expect(
+            "answer",
+            query_bytes(HIT, RecordType::A, Some(1232)),
+            &|m| m.answers.len() == 1,
+        );
+    }
+    for _ in 0..2 {
+        expect("nodata", query_bytes(HIT, RecordType::MX, None), &|m| {
+            m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError
+        });
+    }
+    for _ in 0..2 {
+        let unknown = query_bytes("bsf.mnc99.mcc262.lwm2m.org.", RecordType::A, None);
+        expect("nxdomain", unknown, &rcode(ResponseCode::NXDomain));
+    }
+    let outside = query_bytes("example.com.", RecordType::A, None);
+    expect("refused", outside, &rcode(ResponseCode::Refused));
+    // Twelve URIs do not fit 512 octets: TC=1 without EDNS.
+    let txt = query_bytes(big_name, RecordType::TXT, None);
+    expect("truncated", txt, &|m| m.metadata.truncation);
+    let mut status = query_bytes(HIT, RecordType::A, None);
+    status[2] |= 2 << 3; // opcode STATUS
+    expect("notimp", status, &rcode(ResponseCode::NotImp));
+    // The error responses checked by their bytes (hickory reads neither back).
+    let mut sent = |result, query: Vec<u8>, check: &dyn Fn(&[u8]) -> bool| {
+        let response = udp_exchange(addr, &query, 2000).expect("a response");
+        assert!(check(&response), "{result}: {response:02x?}");
+        *expected_udp.entry(result).or_default() += 1.0;
+    };
+    let mut two_questions = query_bytes(HIT, RecordType::A, None);
+    two_questions[5] = 2;
+    sent("formerr", two_questions, &|r| r[3] & 0xF == 1);
+    let mut version_one = query_bytes(HIT, RecordType::A, Some(1232));
+    let opt_version = version_one.len() - 11 + 6;
+    version_one[opt_version] = 1;
+    sent("badvers", version_one, &|r| {
+        r[3] & 0xF == 0 && r.len() > 11 && r[r.len() - 11 + 5] == 1
+    });
+
+    // Two packets that get no response: a response, and a packet shorter than a header. One
+    // worker answers in order, so once the query sent after them is answered, they were seen.
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut response = query_bytes(HIT, RecordType::A, None);
+    response[2] |= 0x80;
+    socket.send_to(&response, addr).expect("send");
+    socket.send_to(&[1, 2, 3], addr).expect("send");
+    sent("answer", query_bytes(HIT, RecordType::AAAA, None), &|r| {
+        r[3] & 0xF == 0 && r[7] == 1
+    });
+    *expected_udp.entry("dropped").or_default() += 2.0;
+
+    let mut tcp = tcp_connect(addr);
+    for (name, rtype) in [(HIT, RecordType::A), (HIT, RecordType::TXT)] {
+        tcp_send(&mut tcp, &query_bytes(name, rtype, None));
+        let m = Message::from_vec(&tcp_recv(&mut tcp).expect("TCP answer")).expect("decode");
+        assert_eq!(m.answers.len(), 1);
+    }
+    // Over TCP the twelve URIs fit: an answer, not a truncation.
+    tcp_send(&mut tcp, &query_bytes(big_name, RecordType::TXT, None));
+    let m = Message::from_vec(&tcp_recv(&mut tcp).expect("TCP answer")).expect("decode");
+    assert_eq!(m.answers.len(), 12);
+    tcp_send(
+        &mut tcp,
+        &query_bytes("bsf.mnc98.mcc262.lwm2m.org.", RecordType::A, None),
+    );
+    tcp_recv(&mut tcp).expect("TCP NXDOMAIN");
+    let expected_tcp: HashMap<&str, f64> = [("answer", 3.0), ("nxdomain", 1.0)].into();
+    drop(tcp);
+
+    let udp_total: f64 = expected_udp.values().sum();
+    let after = scrape_until(metrics, "all counted", |s| {
+        let seen = |t: &str| -> f64 {
+            [
+                "answer",
+                "nodata",
+                "nxdomain",
+                "truncated",
+                "refused",
+                "formerr",
+                "notimp",
+            ]
+            .iter()
+            .chain(&["badvers", "other", "dropped"])
+            .map(|r| queries(s, t, r) - queries(&before, t, r))
+            .sum()
+        };
+        seen("udp") >= udp_total
+            && seen("tcp") >= 4.0
+            && s.get("bsf_dns_tcp_connections_open") == Some(&0.0)
+    });
+    for result in [
+        "answer",
+        "nodata",
+        "nxdomain",
+        "truncated",
+        "refused",
+        "formerr",
+        "notimp",
+        "badvers",
+        "other",
+        "dropped",
+    ] {
+        let delta = |t| queries(&after, t, result) - queries(&before, t, result);
+        let want_udp = expected_udp.get(result).copied().unwrap_or(0.0);
+        let want_tcp = expected_tcp.get(result).copied().unwrap_or(0.0);
+        assert_eq!(delta("udp"), want_udp, "udp {result}");
+        assert_eq!(delta("tcp"), want_tcp, "tcp {result}");
+    }
+    let accepted = "bsf_dns_tcp_connections_accepted_total";
+    assert_eq!(after[accepted] - before[accepted], 1.0);
+    assert_eq!(after["bsf_dns_tcp_connections_over_limit_total"], 0.0);
+
+    // The zone's gauges, against DNS and the start-up log line.
+    assert_eq!(after["bsf_dns_zone_serial"], f64::from(soa_serial(&server)));
+    assert_eq!(after["bsf_dns_zone_operators"], 2.0);
+    let log = server.guard.log_text();
+    let records: f64 = log
+        .split("records=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("records= in the serving line");
+    assert_eq!(after["bsf_dns_zone_records"], records);
+    assert!(after["bsf_dns_zone_names"] >= 6.0, "{after:?}");
+    assert_eq!(after["bsf_dns_reload_last_good"], 1.0);
+    let version = format!(
+        "bsf_dns_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(after[&version], 1.0);
+    let started = after["bsf_dns_start_time_seconds"];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        started <= now && started > now - 120.0,
+        "{started} vs {now}"
+    );
+}
+
+#[test]
+fn reloads_are_counted_and_a_bad_set_shows() {
+    let seed = std::fs::read_to_string(bundled_zones().join("313-460.toml")).expect("seed");
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &seed)]);
+    let server = Server::start(&zones, None, &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_address(&server);
+    let first = scrape(metrics);
+    let serial_before = soa_serial(&server);
+    assert_eq!(first["bsf_dns_zone_serial"], f64::from(serial_before));
+    for outcome in ["applied", "unchanged", "rejected"] {
+        assert_eq!(
+            first[&format!("bsf_dns_reloads_total{{outcome=\"{outcome}\"}}")],
+            0.0
+        );
+    }
+    assert_eq!(first["bsf_dns_reload_last_good"], 1.0);
+    assert_eq!(first["bsf_dns_reload_last_good_timestamp_seconds"], 0.0);
+
+    // A broken file: rejected, the old zone still served, and the metrics say so.
+    write_atomically(&zones.join("262-01.toml"), "mcc = \"262\"\nmnc = [\"01\"\n");
+    let bad = scrape_until(metrics, "rejection", |s| {
+        s["bsf_dns_reloads_total{outcome=\"rejected\"}"] == 1.0
+    });
+    assert_eq!(bad["bsf_dns_reload_last_good"], 0.0);
+    assert_eq!(bad["bsf_dns_zone_serial"], f64::from(serial_before));
+    assert_eq!(bad["bsf_dns_zone_operators"], 1.0);
+    assert_eq!(soa_serial(&server), serial_before);
+
+    // Mended: applied, and the gauges follow the new zone.
+    write_atomically(&zones.join("262-01.toml"), &template("262", "01", 1));
+    let good = scrape_until(metrics, "applied", |s| {
+        s["bsf_dns_reloads_total{outcome=\"applied\"}"] == 1.0
+    });
+    assert_eq!(good["bsf_dns_reload_last_good"], 1.0);
+    assert_eq!(good["bsf_dns_zone_operators"], 2.0);
+    let serial_after = soa_serial(&server);
+    assert!(serial_after > serial_before);
+    assert_eq!(good["bsf_dns_zone_serial"], f64::from(serial_after));
+    assert!(good["bsf_dns_reload_last_good_timestamp_seconds"] > 0.0);
+    assert!(good["bsf_dns_zone_records"] > first["bsf_dns_zone_records"]);
+
+    // SIGHUP over the same files: unchanged.
+    server.guard.signal(libc::SIGHUP);
+    scrape_until(metrics, "unchanged", |s| {
+        s["bsf_dns_reloads_total{outcome=\"unchanged\"}"] == 1.0
+    });
+}
+
+#[test]
+fn the_endpoint_refuses_what_it_does_not_serve_and_keeps_serving() {
+    let server = Server::start(&bundled_zones(), None, &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_address(&server);
+    let cases: [(&[u8], &str); 5] = [
+        (b"GET /nothing HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        (
+            b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 405 Method Not Allowed",
+        ),
+        (b"hello\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"GET /metrics FTP/1.0\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"GET / HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK"),
+    ];
+    for (request, want) in cases {
+        let (status, _, _) = http(metrics, request);
+        assert_eq!(status, want, "{}", String::from_utf8_lossy(request));
+    }
+    // A head that never ends is cut off, not buffered without bound.
+    let mut endless = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    endless.extend(std::iter::repeat_n(b'x', 20_000));
+    let mut stream = TcpStream::connect(metrics).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = stream.write_all(&endless);
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    assert!(
+        reply.starts_with(b"HTTP/1.1 400 Bad Request"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // HEAD: the headers of the scrape, no body.
+    let (status, headers, body) = http(metrics, b"HEAD /metrics HTTP/1.1\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.is_empty());
+    assert!(headers["content-length"].parse::<usize>().expect("length") > 1000);
+    // Still serving both.
+    scrape(metrics);
+    assert_eq!(
+        server.ask(HIT, RecordType::A).metadata.response_code,
+        ResponseCode::NoError
+    );
+}
+
+#[test]
+fn a_taken_metrics_port_stops_start_up_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let expected = format!("cannot listen on 127.0.0.1:{port} (metrics, HTTP)");
+    // The DNS port is probed free; should another process take it first, try another.
+    for _ in 0..5 {
+        let output = std::process::Command::new(BIN)
+            .args(["serve", "--zones"])
+            .arg(bundled_zones())
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--metrics", &format!("127.0.0.1:{port}")])
+            .output()
+            .expect("run");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("(UDP)") || stderr.contains("(TCP)") {
+            continue;
+        }
+        assert!(
+            stderr.contains(&expected) && stderr.contains("pick another with --metrics"),
+            "{stderr}"
+        );
+        return;
+    }
+    panic!("five DNS ports taken before bsf-dns could bind them");
+}
