@@ -3,16 +3,18 @@
 //! bad; HTTP requests the endpoint must refuse without falling over.
 
 mod common;
+#[path = "common/secondaries.rs"]
+mod secondaries;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
+use secondaries::write_atomically;
 
 const HIT: &str = "bsf.mnc460.mcc313.lwm2m.org.";
 
@@ -125,12 +127,6 @@ fn udp_answer(addr: SocketAddr, query: &[u8]) -> Message {
         }
     }
     panic!("no answer");
-}
-
-fn write_atomically(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, path).expect("rename");
 }
 
 #[test]
@@ -413,4 +409,84 @@ fn a_taken_metrics_port_stops_start_up_with_a_clear_error() {
         return;
     }
     panic!("five DNS ports taken before bsf-dns could bind them");
+}
+
+/// Answers the next NOTIFY that reaches `secondary` with `rcode` (as a secondary would);
+/// returns the serial it carried.
+fn answer_notify(secondary: &UdpSocket, rcode: u8) -> u32 {
+    secondary
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let (len, from) = secondary.recv_from(&mut buf).expect("a NOTIFY within 10 s");
+    let notify = Message::from_vec(&buf[..len]).expect("decode NOTIFY");
+    assert_eq!(notify.metadata.op_code, hickory_proto::op::OpCode::Notify);
+    let serial = match notify.answers.first().map(|r| &r.data) {
+        Some(RData::SOA(soa)) => soa.serial,
+        other => panic!("NOTIFY without the SOA: {other:?}"),
+    };
+    // Header and question of the NOTIFY, as a response: QR, opcode 4, AA, the rcode.
+    let question_end = 12 + buf[12..len].iter().position(|&b| b == 0).expect("name") + 1 + 4;
+    let mut reply = buf[..question_end].to_vec();
+    reply[2] = 0x80 | (4 << 3) | 0x04;
+    reply[3] = rcode;
+    reply[6..12].fill(0);
+    secondary.send_to(&reply, from).expect("reply");
+    serial
+}
+
+#[test]
+fn transfers_and_notify_rounds_are_counted_by_outcome() {
+    let secondary = UdpSocket::bind("127.0.0.1:0").expect("bind the secondary");
+    let seed = std::fs::read_to_string(bundled_zones().join("313-460.toml")).expect("seed");
+    let (dir, zones) = temp_zones(&[("313-460.toml", &seed)]);
+    let config = dir.path().join("settings.toml");
+    let notify_to = secondary.local_addr().expect("addr");
+    std::fs::write(
+        &config,
+        format!("notify = [\"{notify_to}\"]\n[access]\nallow-transfer = [\"127.0.0.1\"]\n"),
+    )
+    .expect("settings");
+    let server = Server::start(&zones, Some(&config), &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_address(&server);
+    let transfers = |s: &HashMap<String, f64>, result: &str| {
+        s[&format!("bsf_dns_transfers_total{{result=\"{result}\"}}")]
+    };
+    let notifies = |s: &HashMap<String, f64>, result: &str| {
+        s[&format!("bsf_dns_notify_total{{result=\"{result}\"}}")]
+    };
+
+    // The start-up round, acknowledged.
+    let first_serial = answer_notify(&secondary, 0);
+    assert_eq!(first_serial, soa_serial(&server));
+    let s = scrape_until(metrics, "NOTIFY acknowledged", |s| {
+        notifies(s, "acknowledged") == 1.0
+    });
+    assert_eq!(notifies(&s, "refused"), 0.0);
+
+    // AXFR from an allowed address, from another one, and IXFR at the served serial.
+    let mut axfr = secondaries::TransferRequest::axfr(server.addr);
+    let full = secondaries::transfer(&axfr).expect("AXFR");
+    assert_eq!(full.rcode(), ResponseCode::NoError);
+    assert!(full.records().len() > 5);
+    axfr.source = std::net::IpAddr::from([127, 0, 0, 2]);
+    let refused = secondaries::transfer(&axfr).expect("refused AXFR");
+    assert_eq!(refused.rcode(), ResponseCode::Refused);
+    let mut ixfr = secondaries::TransferRequest::axfr(server.addr);
+    ixfr.qtype = RecordType::IXFR;
+    ixfr.ixfr_serial = Some(first_serial);
+    let current = secondaries::transfer(&ixfr).expect("IXFR");
+    assert_eq!(current.records().len(), 1, "the SOA alone");
+    let s = scrape_until(metrics, "transfers", |s| transfers(s, "up_to_date") == 1.0);
+    assert_eq!(transfers(&s, "full"), 1.0);
+    assert_eq!(transfers(&s, "refused"), 1.0);
+    assert_eq!(transfers(&s, "failed"), 0.0);
+
+    // A new serial: the next round, refused by the secondary.
+    write_atomically(&zones.join("262-01.toml"), &template("262", "01", 1));
+    let second_serial = answer_notify(&secondary, 5);
+    assert!(second_serial > first_serial);
+    let s = scrape_until(metrics, "NOTIFY refused", |s| notifies(s, "refused") == 1.0);
+    assert_eq!(notifies(&s, "acknowledged"), 1.0);
+    assert_eq!(notifies(&s, "unanswered"), 0.0);
 }

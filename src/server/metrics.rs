@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::stats::{Outcome, ServerStats};
 use crate::reload::Reloader;
+use crate::transfer::stats::{NotifyOutcome, TransferOutcome};
 use crate::wire::Snapshot;
 
 /// Longest request head read; a scraper's is a few hundred bytes.
@@ -250,6 +251,36 @@ pub fn render(source: &MetricsSource) -> String {
         &[],
         stats.tcp_open.load(Ordering::Relaxed),
     );
+
+    let transfers = &stats.transfers;
+    let name = "bsf_dns_transfers_total";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Zone transfer requests (AXFR, IXFR) by how they ended: full zone sent, up_to_date (IXFR at the served serial: the SOA alone), refused, failed (accepted but not sent whole).",
+    );
+    for outcome in TransferOutcome::ALL {
+        family.sample(
+            name,
+            &[("result", outcome.label())],
+            transfers.transfers(outcome),
+        );
+    }
+    let name = "bsf_dns_notify_total";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "NOTIFY messages to secondaries by how they ended (unanswered: not acknowledged after every retry).",
+    );
+    for outcome in NotifyOutcome::ALL {
+        family.sample(
+            name,
+            &[("result", outcome.label())],
+            transfers.notifies(outcome),
+        );
+    }
 
     let snapshot = source.snapshots.load();
     let zone = &snapshot.zone;

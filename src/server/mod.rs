@@ -224,7 +224,14 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             running,
         ));
         // Scale-out: NOTIFY on serial changes, transfer settings kept current.
-        crate::transfer::start(&reloader, snapshots.clone(), transfer, shutdown.clone());
+        let transfer_stats = stats.transfers.clone();
+        crate::transfer::start(
+            &reloader,
+            snapshots.clone(),
+            transfer,
+            transfer_stats,
+            shutdown.clone(),
+        );
         if let Some(watch) = watch {
             tokio::spawn(reloader.clone().follow(watch, shutdown.clone()));
         }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::transfer::stats::TransferStats;
 use crate::wire::query::FLAG_TC;
 
 /// What a response told the client (mutually exclusive; label `result` of the metrics).
@@ -148,6 +149,7 @@ pub struct ServerStats {
     /// Connections closed at once because `tcp-max-connections` were open.
     pub tcp_over_limit: AtomicU64,
     pub tcp_open: AtomicUsize,
+    pub transfers: Arc<TransferStats>,
     pub started: SystemTime,
 }
 
@@ -159,6 +161,7 @@ impl Default for ServerStats {
             tcp_accepted: AtomicU64::new(0),
             tcp_over_limit: AtomicU64::new(0),
             tcp_open: AtomicUsize::new(0),
+            transfers: Arc::default(),
             started: SystemTime::now(),
         }
     }

@@ -100,7 +100,16 @@ async fn serve_connection(
         }
         // Zone transfers are the transfer module's, under `allow-transfer` (not `allow-query`).
         if crate::transfer::is_transfer_request(&query) {
-            crate::transfer::answer(&mut writer, &query, peer, &cx.snapshots, &cx.transfer).await?;
+            let stats = &cx.stats.transfers;
+            crate::transfer::answer(
+                &mut writer,
+                &query,
+                peer,
+                &cx.snapshots,
+                &cx.transfer,
+                stats,
+            )
+            .await?;
             continue;
         }
         let snapshot = cx.snapshots.load_full();

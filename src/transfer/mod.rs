@@ -10,6 +10,7 @@
 //! - `message`: response bytes with name compression;
 //! - `axfr`: a transfer as a sequence of messages from one snapshot;
 //! - `notify`: the NOTIFY rounds;
+//! - `stats`: how transfers and NOTIFYs ended, for the metrics endpoint;
 //! - here: the TCP hook ([`answer`]) that runs a transfer request through TSIG, zone and
 //!   access checks, in that order, and streams the answer.
 //!
@@ -30,6 +31,7 @@ pub mod axfr;
 pub mod message;
 pub mod notify;
 pub mod settings;
+pub mod stats;
 pub mod tsig;
 
 use std::net::SocketAddr;
@@ -51,6 +53,7 @@ use crate::wire::Snapshot;
 use axfr::{Echo, Transfer};
 use message::{MessageWriter, FLAG_QR};
 use settings::{Decision, TransferSettings};
+use stats::{TransferOutcome, TransferStats};
 use tsig::{Rejection, Signer};
 
 /// The settings every transfer and NOTIFY round reads; swapped whole on reload.
@@ -71,6 +74,7 @@ pub fn start(
     reloader: &Reloader,
     snapshots: Arc<ArcSwap<Snapshot>>,
     settings: SharedSettings,
+    stats: Arc<TransferStats>,
     shutdown: CancellationToken,
 ) {
     tokio::spawn(notify::run(
@@ -78,6 +82,7 @@ pub fn start(
         reloader.settings(),
         snapshots,
         settings,
+        stats,
         shutdown,
     ));
 }
@@ -119,6 +124,7 @@ pub async fn answer<W: AsyncWrite + Unpin>(
     peer: SocketAddr,
     snapshots: &ArcSwap<Snapshot>,
     settings: &ArcSwap<TransferSettings>,
+    stats: &TransferStats,
 ) -> std::io::Result<()> {
     let started = Instant::now();
     let mut lower = LowerName::new();
@@ -167,6 +173,7 @@ pub async fn answer<W: AsyncWrite + Unpin>(
                     };
                     let mut response = error_message(&query, &echo, rcode);
                     rejection.append_to(&mut response, tsig::now());
+                    stats.transfer(TransferOutcome::Refused);
                     return send(writer, &response).await;
                 }
             }
@@ -205,6 +212,7 @@ pub async fn answer<W: AsyncWrite + Unpin>(
             }
             _ => {}
         }
+        stats.transfer(TransferOutcome::Refused);
         return send(writer, &response).await;
     }
 
@@ -218,23 +226,35 @@ pub async fn answer<W: AsyncWrite + Unpin>(
         Transfer::full(zone, echo)
     };
     let (mut messages, mut octets) = (0usize, 0usize);
-    while let Some(message) = transfer.next_message() {
-        let mut message = match message {
-            Ok(m) => m,
-            Err(error) => {
-                // The zone cannot be sent whole; a partial transfer must not look complete.
-                tracing::error!(%peer, kind, %error, "transfer aborted");
-                return Err(std::io::Error::other(error.to_string()));
+    let sent = async {
+        while let Some(message) = transfer.next_message() {
+            let mut message = match message {
+                Ok(m) => m,
+                Err(error) => {
+                    // The zone cannot be sent whole; a partial transfer must not look complete.
+                    tracing::error!(%peer, kind, %error, "transfer aborted");
+                    return Err(std::io::Error::other(error.to_string()));
+                }
+            };
+            if let Some(signer) = signer.as_mut() {
+                signer.sign(&mut message, tsig::now());
             }
-        };
-        if let Some(signer) = signer.as_mut() {
-            signer.sign(&mut message, tsig::now());
+            messages += 1;
+            octets += message.len();
+            send_unflushed(writer, &message).await?;
         }
-        messages += 1;
-        octets += message.len();
-        send_unflushed(writer, &message).await?;
+        writer.flush().await
     }
-    writer.flush().await?;
+    .await;
+    if let Err(error) = sent {
+        stats.transfer(TransferOutcome::Failed);
+        return Err(error);
+    }
+    stats.transfer(if up_to_date {
+        TransferOutcome::UpToDate
+    } else {
+        TransferOutcome::Full
+    });
     tracing::info!(
         %peer,
         key = key_label,
@@ -397,9 +417,11 @@ mod tests {
             written: Vec::new(),
         };
         let peer: SocketAddr = "127.0.0.1:5353".parse().unwrap();
-        answer(&mut conn, &request, peer, &snapshots, &settings)
+        let stats = TransferStats::default();
+        answer(&mut conn, &request, peer, &snapshots, &settings, &stats)
             .await
             .unwrap();
+        assert_eq!(stats.transfers(TransferOutcome::Full), 1);
         // The swap happened during the transfer...
         assert_eq!(snapshots.load().serial(), 200);
         // ...and every message still came from the old snapshot.

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::message::{MessageWriter, Section, FLAG_AA, FLAG_QR};
 use super::settings::TransferSettings;
+use super::stats::{NotifyOutcome, TransferStats};
 use super::tsig::{self, Key, Signer, Verifier};
 use crate::config::Settings;
 use crate::wire::Snapshot;
@@ -41,10 +42,11 @@ pub async fn run(
     mut updates: watch::Receiver<Option<Arc<Settings>>>,
     snapshots: Arc<ArcSwap<Snapshot>>,
     settings: Arc<ArcSwap<TransferSettings>>,
+    stats: Arc<TransferStats>,
     shutdown: CancellationToken,
 ) {
     let mut round = shutdown.child_token();
-    start_round(&snapshots, &settings, &round);
+    start_round(&snapshots, &settings, &stats, &round);
     loop {
         tokio::select! {
             biased;
@@ -61,7 +63,7 @@ pub async fn run(
         }
         round.cancel();
         round = shutdown.child_token();
-        start_round(&snapshots, &settings, &round);
+        start_round(&snapshots, &settings, &stats, &round);
     }
     round.cancel();
 }
@@ -69,6 +71,7 @@ pub async fn run(
 fn start_round(
     snapshots: &ArcSwap<Snapshot>,
     settings: &ArcSwap<TransferSettings>,
+    stats: &Arc<TransferStats>,
     token: &CancellationToken,
 ) {
     let snapshot = snapshots.load_full();
@@ -92,9 +95,10 @@ fn start_round(
         let addr = target.addr;
         let token = token.clone();
         let snapshot = snapshot.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = notify_one(addr, key, &snapshot) => {}
+                outcome = notify_one(addr, key, &snapshot) => stats.notify(outcome),
                 _ = token.cancelled() => {
                     tracing::debug!(secondary = %addr, serial, "NOTIFY round superseded");
                 }
@@ -135,7 +139,7 @@ enum Reply {
     TryAgain,
 }
 
-async fn notify_one(addr: SocketAddr, key: Option<Key>, snapshot: &Snapshot) {
+async fn notify_one(addr: SocketAddr, key: Option<Key>, snapshot: &Snapshot) -> NotifyOutcome {
     let serial = snapshot.serial();
     let local: SocketAddr = match addr.ip() {
         IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -145,7 +149,7 @@ async fn notify_one(addr: SocketAddr, key: Option<Key>, snapshot: &Snapshot) {
         Ok(s) => s,
         Err(error) => {
             tracing::warn!(secondary = %addr, %error, "NOTIFY not sent: cannot open a UDP socket");
-            return;
+            return NotifyOutcome::Unanswered;
         }
     };
     let mut timeout = FIRST_TIMEOUT;
@@ -162,11 +166,11 @@ async fn notify_one(addr: SocketAddr, key: Option<Key>, snapshot: &Snapshot) {
         match await_reply(&socket, addr, id, verifier, timeout).await {
             Reply::Acknowledged => {
                 tracing::info!(secondary = %addr, serial, attempt, "NOTIFY acknowledged");
-                return;
+                return NotifyOutcome::Acknowledged;
             }
             Reply::Refused(why) => {
                 tracing::warn!(secondary = %addr, serial, "NOTIFY refused: {why}; check the secondary's ACL and key");
-                return;
+                return NotifyOutcome::Refused;
             }
             Reply::TryAgain => {
                 tracing::debug!(secondary = %addr, serial, attempt, "no acknowledgement of NOTIFY within {timeout:?}");
@@ -179,6 +183,7 @@ async fn notify_one(addr: SocketAddr, key: Option<Key>, snapshot: &Snapshot) {
         serial,
         "NOTIFY not acknowledged after {ATTEMPTS} attempts; the secondary will see the new serial at its next SOA refresh"
     );
+    NotifyOutcome::Unanswered
 }
 
 /// Waits up to `timeout` for the answer to NOTIFY `id` from `addr`, ignoring anything else.
