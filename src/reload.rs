@@ -47,8 +47,8 @@ pub struct ReloadStats {
     /// Whether the last attempt read a good set (applied or unchanged): 0 means the files on
     /// disk are broken and the server still serves an older set.
     pub last_good: AtomicBool,
-    /// When the last attempt that read a good set ended, in seconds since 1970 (0: none yet,
-    /// only the start-up load).
+    /// When a good set was last read (the start-up load, or a reload that was applied or
+    /// found nothing changed), in seconds since 1970.
     pub last_good_at: AtomicU64,
     /// How long the last attempt took, whatever its outcome.
     pub last_duration_ms: AtomicU64,
@@ -65,14 +65,17 @@ impl ReloadStats {
         let good = !matches!(outcome, ReloadOutcome::Rejected { .. });
         self.last_good.store(good, Ordering::Relaxed);
         if good {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            self.last_good_at.store(now, Ordering::Relaxed);
+            self.last_good_at.store(unix_now(), Ordering::Relaxed);
         }
         self.last_duration_ms
             .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Owns the current snapshot's replacement.
@@ -112,8 +115,10 @@ impl Reloader {
             busy: Mutex::new(cache),
             serial_tx,
             settings_tx: watch::channel(None).0,
+            // Created once the start-up load has been read and served: a good set.
             stats: ReloadStats {
                 last_good: AtomicBool::new(true),
+                last_good_at: AtomicU64::new(unix_now()),
                 ..ReloadStats::default()
             },
         }

@@ -305,7 +305,9 @@ fn reloads_are_counted_and_a_bad_set_shows() {
         );
     }
     assert_eq!(first["bsf_dns_reload_last_good"], 1.0);
-    assert_eq!(first["bsf_dns_reload_last_good_timestamp_seconds"], 0.0);
+    // The start-up load read a good set.
+    let read_at = first["bsf_dns_reload_last_good_timestamp_seconds"];
+    assert!(read_at >= first["bsf_dns_start_time_seconds"], "{first:?}");
 
     // A broken file: rejected, the old zone still served, and the metrics say so.
     write_atomically(&zones.join("262-01.toml"), "mcc = \"262\"\nmnc = [\"01\"\n");
@@ -327,7 +329,11 @@ fn reloads_are_counted_and_a_bad_set_shows() {
     let serial_after = soa_serial(&server);
     assert!(serial_after > serial_before);
     assert_eq!(good["bsf_dns_zone_serial"], f64::from(serial_after));
-    assert!(good["bsf_dns_reload_last_good_timestamp_seconds"] > 0.0);
+    assert!(good["bsf_dns_reload_last_good_timestamp_seconds"] >= read_at);
+    assert_eq!(
+        bad["bsf_dns_reload_last_good_timestamp_seconds"], read_at,
+        "a rejected reload read no good set"
+    );
     assert!(good["bsf_dns_zone_records"] > first["bsf_dns_zone_records"]);
 
     // SIGHUP over the same files: unchanged.

@@ -328,12 +328,12 @@ pub fn render(source: &MetricsSource) -> String {
     let reload_gauges = [
         (
             "bsf_dns_reload_last_good",
-            "1 if the last reload read a good set of files (or none was tried yet), 0 if it was rejected.",
+            "1 if the last reload read a good set of files (or none was tried since start-up), 0 if it was rejected: the previous zone is still served.",
             u64::from(reloads.last_good.load(Ordering::Relaxed)),
         ),
         (
             "bsf_dns_reload_last_good_timestamp_seconds",
-            "When the last reload that read a good set of files ended, in Unix seconds (0: none since start).",
+            "When a good set of files was last read (at start-up or by a reload), in Unix seconds.",
             reloads.last_good_at.load(Ordering::Relaxed),
         ),
         (

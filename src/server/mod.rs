@@ -93,6 +93,8 @@ fn bind_error(addr: SocketAddr, proto: &'static str, source: std::io::Error) -> 
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(options: ServeOptions) -> Result<(), ServeError> {
+    // First: its start time is the process's.
+    let stats = Arc::new(stats::ServerStats::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bsf-dns-rt")
@@ -180,7 +182,6 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         Some(addr) => Some(bind_tcp(addr).map_err(|e| bind_error(addr, METRICS_PROTO, e))?),
         None => None,
     };
-    let stats = Arc::new(stats::ServerStats::default());
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
