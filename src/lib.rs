@@ -17,6 +17,7 @@
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
 //! - [`server`]: UDP and TCP sockets, query statistics and the metrics endpoint, shutdown;
 //! - [`reload`]: watching the inputs and swapping in new snapshots;
+//! - [`service`]: telling systemd the server is ready, reloading or stopping;
 //! - [`transfer`]: AXFR/IXFR to secondaries, NOTIFY, TSIG, `allow-transfer`;
 //! - [`resolve`]: the device's side — the lookup a device does, as `bsf-dns resolve`.
 
@@ -29,6 +30,7 @@ pub mod plmn;
 pub mod reload;
 pub mod resolve;
 pub mod server;
+pub mod service;
 pub mod template;
 pub mod transfer;
 pub mod wire;

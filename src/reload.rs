@@ -157,9 +157,28 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
+        crate::service::reloading();
         let outcome = self.reload_locked(&mut cache, trigger, changed, started);
         self.stats.record(&outcome, started);
+        crate::service::ready(&self.status_after(&outcome));
         outcome
+    }
+
+    /// The service status after a reload, for `systemctl status`.
+    fn status_after(&self, outcome: &ReloadOutcome) -> String {
+        let operators = self.snapshots.load().zone.operators;
+        match outcome {
+            ReloadOutcome::Applied { serial } => crate::service::serving(operators, *serial),
+            ReloadOutcome::Unchanged { serial } => format!(
+                "{} (last reload: no change)",
+                crate::service::serving(operators, *serial)
+            ),
+            ReloadOutcome::Rejected { serial, error } => format!(
+                "last reload rejected, still {}: {}",
+                crate::service::serving(operators, *serial),
+                error.lines().next().unwrap_or_default()
+            ),
+        }
     }
 
     /// The reload itself, under the lock.

@@ -180,16 +180,17 @@ fn reply_typed(
 /// One metric family: its HELP and TYPE lines, then its samples.
 struct Family<'a> {
     out: &'a mut String,
+    name: &'a str,
 }
 
 impl<'a> Family<'a> {
-    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+    fn new(out: &'a mut String, name: &'a str, kind: &str, help: &str) -> Self {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        Family { out }
+        Family { out, name }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        self.out.push_str(name);
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(self.name);
         if !labels.is_empty() {
             let rendered: Vec<String> =
                 labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
@@ -217,14 +218,12 @@ pub fn render(source: &MetricsSource) -> String {
     );
     for outcome in Outcome::ALL {
         family.sample(
-            name,
             &[("transport", "udp"), ("result", outcome.label())],
             stats.udp(outcome),
         );
     }
     for outcome in Outcome::ALL {
         family.sample(
-            name,
             &[("transport", "tcp"), ("result", outcome.label())],
             stats.tcp.get(outcome),
         );
@@ -243,14 +242,11 @@ pub fn render(source: &MetricsSource) -> String {
         ),
     ];
     for (name, help, value) in counters {
-        Family::new(&mut out, name, "counter", help).sample(name, &[], value);
+        Family::new(&mut out, name, "counter", help).sample(&[], value);
     }
     let name = "bsf_dns_tcp_connections_open";
-    Family::new(&mut out, name, "gauge", "TCP connections open now.").sample(
-        name,
-        &[],
-        stats.tcp_open.load(Ordering::Relaxed),
-    );
+    Family::new(&mut out, name, "gauge", "TCP connections open now.")
+        .sample(&[], stats.tcp_open.load(Ordering::Relaxed));
 
     let transfers = &stats.transfers;
     let name = "bsf_dns_transfers_total";
@@ -261,11 +257,7 @@ pub fn render(source: &MetricsSource) -> String {
         "Zone transfer requests (AXFR, IXFR) by how they ended: full zone sent, up_to_date (IXFR at the served serial: the SOA alone), refused, failed (accepted but not sent whole).",
     );
     for outcome in TransferOutcome::ALL {
-        family.sample(
-            name,
-            &[("result", outcome.label())],
-            transfers.transfers(outcome),
-        );
+        family.sample(&[("result", outcome.label())], transfers.transfers(outcome));
     }
     let name = "bsf_dns_notify_total";
     let mut family = Family::new(
@@ -275,11 +267,7 @@ pub fn render(source: &MetricsSource) -> String {
         "NOTIFY messages to secondaries by how they ended (unanswered: not acknowledged after every retry).",
     );
     for outcome in NotifyOutcome::ALL {
-        family.sample(
-            name,
-            &[("result", outcome.label())],
-            transfers.notifies(outcome),
-        );
+        family.sample(&[("result", outcome.label())], transfers.notifies(outcome));
     }
 
     let snapshot = source.snapshots.load();
@@ -303,7 +291,7 @@ pub fn render(source: &MetricsSource) -> String {
         ),
     ];
     for (name, help, value) in gauges {
-        Family::new(&mut out, name, "gauge", help).sample(name, &[], value);
+        Family::new(&mut out, name, "gauge", help).sample(&[], value);
     }
 
     let reloads = source.reloader.stats();
@@ -319,11 +307,7 @@ pub fn render(source: &MetricsSource) -> String {
         ("unchanged", &reloads.unchanged),
         ("rejected", &reloads.rejected),
     ] {
-        family.sample(
-            name,
-            &[("outcome", outcome)],
-            counter.load(Ordering::Relaxed),
-        );
+        family.sample(&[("outcome", outcome)], counter.load(Ordering::Relaxed));
     }
     let reload_gauges = [
         (
@@ -343,7 +327,7 @@ pub fn render(source: &MetricsSource) -> String {
         ),
     ];
     for (name, help, value) in reload_gauges {
-        Family::new(&mut out, name, "gauge", help).sample(name, &[], value);
+        Family::new(&mut out, name, "gauge", help).sample(&[], value);
     }
     let name = "bsf_dns_reload_last_duration_seconds";
     let millis = reloads.last_duration_ms.load(Ordering::Relaxed);
@@ -353,17 +337,10 @@ pub fn render(source: &MetricsSource) -> String {
         "gauge",
         "How long the last reload took, whatever its outcome.",
     )
-    .sample(
-        name,
-        &[],
-        format_args!("{}.{:03}", millis / 1000, millis % 1000),
-    );
+    .sample(&[], format_args!("{}.{:03}", millis / 1000, millis % 1000));
     let name = "bsf_dns_build_info";
-    Family::new(&mut out, name, "gauge", "Always 1; the version in a label.").sample(
-        name,
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1,
-    );
+    Family::new(&mut out, name, "gauge", "Always 1; the version in a label.")
+        .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1);
     out
 }
 

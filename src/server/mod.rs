@@ -260,7 +260,9 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             "serving on {} (UDP and TCP)",
             listeners.join(", ")
         );
+        crate::service::ready(&crate::service::serving(operators, serial));
         signals.wait(&reloader).await;
+        crate::service::stopping();
         tracing::info!("shutting down: closing listeners, finishing TCP answers");
         shutdown.cancel();
         stop.store(true, Ordering::Relaxed);
