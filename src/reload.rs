@@ -50,8 +50,8 @@ pub struct ReloadStats {
     /// When a good set was last read (the start-up load, or a reload that was applied or
     /// found nothing changed), in seconds since 1970.
     pub last_good_at: AtomicU64,
-    /// How long the last attempt took, whatever its outcome.
-    pub last_duration_ms: AtomicU64,
+    /// How long the last attempt took, in microseconds, whatever its outcome.
+    pub last_duration_us: AtomicU64,
 }
 
 impl ReloadStats {
@@ -67,8 +67,8 @@ impl ReloadStats {
         if good {
             self.last_good_at.store(unix_now(), Ordering::Relaxed);
         }
-        self.last_duration_ms
-            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_duration_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }
 

@@ -17,6 +17,19 @@ use hickory_proto::rr::{RData, RecordType};
 use secondaries::write_atomically;
 
 const HIT: &str = "bsf.mnc460.mcc313.lwm2m.org.";
+/// Every `result` label of `bsf_dns_queries_total`.
+const RESULTS: [&str; 10] = [
+    "answer",
+    "nodata",
+    "nxdomain",
+    "truncated",
+    "refused",
+    "formerr",
+    "notimp",
+    "badvers",
+    "other",
+    "dropped",
+];
 
 fn template(mcc: &str, mnc: &str, bootstraps: usize) -> String {
     let mut text = format!("mcc = \"{mcc}\"\nmnc = [\"{mnc}\"]\naddresses = [\"192.0.2.1\"]\n");
@@ -220,36 +233,16 @@ fn every_response_is_counted_once_by_transport_and_result() {
     let udp_total: f64 = expected_udp.values().sum();
     let after = scrape_until(metrics, "all counted", |s| {
         let seen = |t: &str| -> f64 {
-            [
-                "answer",
-                "nodata",
-                "nxdomain",
-                "truncated",
-                "refused",
-                "formerr",
-                "notimp",
-            ]
-            .iter()
-            .chain(&["badvers", "other", "dropped"])
-            .map(|r| queries(s, t, r) - queries(&before, t, r))
-            .sum()
+            RESULTS
+                .iter()
+                .map(|r| queries(s, t, r) - queries(&before, t, r))
+                .sum()
         };
         seen("udp") >= udp_total
             && seen("tcp") >= 4.0
             && s.get("bsf_dns_tcp_connections_open") == Some(&0.0)
     });
-    for result in [
-        "answer",
-        "nodata",
-        "nxdomain",
-        "truncated",
-        "refused",
-        "formerr",
-        "notimp",
-        "badvers",
-        "other",
-        "dropped",
-    ] {
+    for result in RESULTS {
         let delta = |t| queries(&after, t, result) - queries(&before, t, result);
         let want_udp = expected_udp.get(result).copied().unwrap_or(0.0);
         let want_tcp = expected_tcp.get(result).copied().unwrap_or(0.0);
@@ -335,6 +328,8 @@ fn reloads_are_counted_and_a_bad_set_shows() {
         "a rejected reload read no good set"
     );
     assert!(good["bsf_dns_zone_records"] > first["bsf_dns_zone_records"]);
+    let took = good["bsf_dns_reload_last_duration_seconds"];
+    assert!(took > 0.0 && took < 5.0, "{took}");
 
     // SIGHUP over the same files: unchanged.
     server.guard.signal(libc::SIGHUP);

@@ -198,7 +198,18 @@ impl<'a> Family<'a> {
         }
         let _ = writeln!(self.out, " {value}");
     }
+
+    /// One sample per value of one label.
+    fn by<'v>(mut self, label: &str, samples: impl IntoIterator<Item = (&'v str, u64)>) {
+        for (value, count) in samples {
+            self.sample(&[(label, value)], count);
+        }
+    }
 }
+
+/// A family of one unlabelled sample: (name, kind, help, value). Values are `f64`, as
+/// Prometheus's are: exact for counts up to 2^53, and durations in seconds, its base unit.
+type Single<'a> = (&'a str, &'a str, &'a str, f64);
 
 fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -209,138 +220,142 @@ pub fn render(source: &MetricsSource) -> String {
     let mut out = String::with_capacity(4096);
     let stats = &source.stats;
 
-    let name = "bsf_dns_queries_total";
-    let mut family = Family::new(
+    let mut queries = Family::new(
         &mut out,
-        name,
+        "bsf_dns_queries_total",
         "counter",
         "DNS queries handled, by transport and by what the response was (result=\"dropped\": none was sent).",
     );
-    for outcome in Outcome::ALL {
-        family.sample(
-            &[("transport", "udp"), ("result", outcome.label())],
-            stats.udp(outcome),
-        );
+    for (transport, count) in [
+        ("udp", &(|o| stats.udp(o)) as &dyn Fn(Outcome) -> u64),
+        ("tcp", &|o| stats.tcp.get(o)),
+    ] {
+        for outcome in Outcome::ALL {
+            queries.sample(
+                &[("transport", transport), ("result", outcome.label())],
+                count(outcome),
+            );
+        }
     }
-    for outcome in Outcome::ALL {
-        family.sample(
-            &[("transport", "tcp"), ("result", outcome.label())],
-            stats.tcp.get(outcome),
-        );
-    }
-
-    let counters = [
-        (
-            "bsf_dns_tcp_connections_accepted_total",
-            "TCP connections accepted.",
-            stats.tcp_accepted.load(Ordering::Relaxed),
-        ),
-        (
-            "bsf_dns_tcp_connections_over_limit_total",
-            "TCP connections closed at once because tcp-max-connections were open.",
-            stats.tcp_over_limit.load(Ordering::Relaxed),
-        ),
-    ];
-    for (name, help, value) in counters {
-        Family::new(&mut out, name, "counter", help).sample(&[], value);
-    }
-    let name = "bsf_dns_tcp_connections_open";
-    Family::new(&mut out, name, "gauge", "TCP connections open now.")
-        .sample(&[], stats.tcp_open.load(Ordering::Relaxed));
-
     let transfers = &stats.transfers;
-    let name = "bsf_dns_transfers_total";
-    let mut family = Family::new(
+    Family::new(
         &mut out,
-        name,
+        "bsf_dns_transfers_total",
         "counter",
         "Zone transfer requests (AXFR, IXFR) by how they ended: full zone sent, up_to_date (IXFR at the served serial: the SOA alone), refused, failed (accepted but not sent whole).",
+    )
+    .by(
+        "result",
+        TransferOutcome::ALL.map(|o| (o.label(), transfers.transfers(o))),
     );
-    for outcome in TransferOutcome::ALL {
-        family.sample(&[("result", outcome.label())], transfers.transfers(outcome));
-    }
-    let name = "bsf_dns_notify_total";
-    let mut family = Family::new(
+    Family::new(
         &mut out,
-        name,
+        "bsf_dns_notify_total",
         "counter",
         "NOTIFY messages to secondaries by how they ended (unanswered: not acknowledged after every retry).",
+    )
+    .by(
+        "result",
+        NotifyOutcome::ALL.map(|o| (o.label(), transfers.notifies(o))),
     );
-    for outcome in NotifyOutcome::ALL {
-        family.sample(&[("result", outcome.label())], transfers.notifies(outcome));
-    }
+    let reloads = source.reloader.stats();
+    Family::new(
+        &mut out,
+        "bsf_dns_reloads_total",
+        "counter",
+        "Reloads since start, by outcome (rejected: the files were bad and the previous zone is still served).",
+    )
+    .by(
+        "outcome",
+        [
+            ("applied", &reloads.applied),
+            ("unchanged", &reloads.unchanged),
+            ("rejected", &reloads.rejected),
+        ]
+        .map(|(outcome, counter)| (outcome, counter.load(Ordering::Relaxed))),
+    );
 
     let snapshot = source.snapshots.load();
     let zone = &snapshot.zone;
-    let gauges = [
-        ("bsf_dns_zone_serial", "The SOA serial served now.", u64::from(zone.serial)),
+    let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed) as f64;
+    let singles: [Single; 11] = [
+        (
+            "bsf_dns_tcp_connections_accepted_total",
+            "counter",
+            "TCP connections accepted.",
+            load(&stats.tcp_accepted),
+        ),
+        (
+            "bsf_dns_tcp_connections_over_limit_total",
+            "counter",
+            "TCP connections closed at once because tcp-max-connections were open.",
+            load(&stats.tcp_over_limit),
+        ),
+        (
+            "bsf_dns_tcp_connections_open",
+            "gauge",
+            "TCP connections open now.",
+            stats.tcp_open.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "bsf_dns_zone_serial",
+            "gauge",
+            "The SOA serial served now.",
+            f64::from(zone.serial),
+        ),
         (
             "bsf_dns_zone_operators",
+            "gauge",
             "Networks with a template file in the zone served now.",
-            zone.operators as u64,
+            zone.operators as f64,
         ),
         (
             "bsf_dns_zone_records",
+            "gauge",
             "Records in the zone served now (default-template answers, made per query, not included).",
-            zone.record_count() as u64,
+            zone.record_count() as f64,
         ),
         (
             "bsf_dns_zone_names",
+            "gauge",
             "Names with precompiled answers in the zone served now.",
-            snapshot.index().len() as u64,
+            snapshot.index().len() as f64,
         ),
-    ];
-    for (name, help, value) in gauges {
-        Family::new(&mut out, name, "gauge", help).sample(&[], value);
-    }
-
-    let reloads = source.reloader.stats();
-    let name = "bsf_dns_reloads_total";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "counter",
-        "Reloads since start, by outcome (rejected: the files were bad and the previous zone is still served).",
-    );
-    for (outcome, counter) in [
-        ("applied", &reloads.applied),
-        ("unchanged", &reloads.unchanged),
-        ("rejected", &reloads.rejected),
-    ] {
-        family.sample(&[("outcome", outcome)], counter.load(Ordering::Relaxed));
-    }
-    let reload_gauges = [
         (
             "bsf_dns_reload_last_good",
+            "gauge",
             "1 if the last reload read a good set of files (or none was tried since start-up), 0 if it was rejected: the previous zone is still served.",
-            u64::from(reloads.last_good.load(Ordering::Relaxed)),
+            f64::from(u8::from(reloads.last_good.load(Ordering::Relaxed))),
         ),
         (
             "bsf_dns_reload_last_good_timestamp_seconds",
+            "gauge",
             "When a good set of files was last read (at start-up or by a reload), in Unix seconds.",
-            reloads.last_good_at.load(Ordering::Relaxed),
+            load(&reloads.last_good_at),
+        ),
+        (
+            "bsf_dns_reload_last_duration_seconds",
+            "gauge",
+            "How long the last reload took, whatever its outcome.",
+            load(&reloads.last_duration_us) / 1e6,
         ),
         (
             "bsf_dns_start_time_seconds",
+            "gauge",
             "When the server started, in Unix seconds.",
-            unix_seconds(stats.started),
+            unix_seconds(stats.started) as f64,
         ),
     ];
-    for (name, help, value) in reload_gauges {
-        Family::new(&mut out, name, "gauge", help).sample(&[], value);
+    for (name, kind, help, value) in singles {
+        Family::new(&mut out, name, kind, help).sample(&[], value);
     }
-    let name = "bsf_dns_reload_last_duration_seconds";
-    let millis = reloads.last_duration_ms.load(Ordering::Relaxed);
     Family::new(
         &mut out,
-        name,
+        "bsf_dns_build_info",
         "gauge",
-        "How long the last reload took, whatever its outcome.",
+        "Always 1; the version in a label.",
     )
-    .sample(&[], format_args!("{}.{:03}", millis / 1000, millis % 1000));
-    let name = "bsf_dns_build_info";
-    Family::new(&mut out, name, "gauge", "Always 1; the version in a label.")
-        .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1);
+    .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1);
     out
 }
 
