@@ -53,6 +53,11 @@ enum Command {
         /// free port (logged).
         #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_address)]
         metrics: Option<SocketAddr>,
+        /// Log lines as text (for people) or as one JSON object each (for log collectors:
+        /// every field its own key, multi-line messages kept in one line). Level filter:
+        /// BSF_DNS_LOG (default info).
+        #[arg(long, value_name = "FORMAT", default_value = "text")]
+        log_format: LogFormat,
     },
     /// Validate settings and templates; print a summary, or every problem and exit 1.
     Check(ZoneArgs),
@@ -84,15 +89,28 @@ fn parse_metrics_address(text: &str) -> Result<SocketAddr, String> {
     bsf_dns::config::parse_metrics_address(text)
 }
 
-fn init_logging() {
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BSF_DNS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logger.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logger
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -105,8 +123,9 @@ fn main() -> ExitCode {
             log_queries,
             no_watch,
             metrics,
+            log_format,
         } => {
-            init_logging();
+            init_logging(log_format);
             let options = bsf_dns::server::ServeOptions {
                 inputs: bsf_dns::load::Inputs {
                     zones_dir: zone.zones,

@@ -1,6 +1,7 @@
-//! Running under systemd (`Type=notify`): the notifications a service manager receives on
-//! `$NOTIFY_SOCKET`, each when it is true — READY once the server answers, RELOADING and
-//! READY around a reload with a status saying what it did, STOPPING at shutdown.
+//! Running as a service: the notifications a service manager (systemd, `Type=notify`)
+//! receives on `$NOTIFY_SOCKET`, each when it is true — READY once the server answers,
+//! RELOADING and READY around a reload with a status saying what it did, STOPPING at
+//! shutdown — and logs as JSON lines for a log collector.
 
 mod common;
 
@@ -152,4 +153,56 @@ fn the_service_manager_hears_ready_reloading_and_stopping_when_they_are_true() {
     assert_eq!(value(&stopping, "STOPPING"), Some("1"), "{stopping:?}");
     let status = bsf.terminate().expect("exit status");
     assert!(status.success(), "{status}\n{}", bsf.log_tail());
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_fields_as_keys() {
+    let seed = std::fs::read_to_string(bundled_zones().join("313-460.toml")).expect("seed");
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &seed)]);
+    let server = Server::start(&zones, None, &["--log-format", "json", "--log-queries"]);
+    let served_serial = serial(server.addr);
+    ask_udp(
+        server.addr,
+        "bsf.mnc460.mcc313.lwm2m.org.",
+        RecordType::A,
+        None,
+    );
+    // A rejected reload: its message spans lines (one per problem) and stays one object.
+    std::fs::write(zones.join("262-01.toml"), "mcc = \"262\"\nmnc = [\"01\"\n").expect("write");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server.guard.log_text().contains("reload rejected") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.guard.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let log = server.guard.log_text();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let find = |needle: &str| {
+        events
+            .iter()
+            .find(|e| e["message"].as_str().is_some_and(|m| m.contains(needle)))
+            .unwrap_or_else(|| panic!("no {needle:?} in {log}"))
+    };
+    let serving = find("serving on");
+    assert_eq!(serving["level"], "INFO");
+    assert_eq!(serving["serial"], u64::from(served_serial));
+    assert_eq!(serving["operators"], 1);
+    let query = events
+        .iter()
+        .find(|e| e["message"] == "query" && e["qtype"] == "A")
+        .unwrap_or_else(|| panic!("no query line for A in {log}"));
+    assert_eq!(query["name"], "bsf.mnc460.mcc313.lwm2m.org.");
+    assert_eq!(query["transport"], "udp");
+    assert_eq!(query["rcode"], "No Error");
+    let rejected = find("reload rejected");
+    assert_eq!(rejected["level"], "ERROR");
+    assert!(rejected["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("262-01.toml:2: field `mnc`")));
 }
