@@ -491,3 +491,93 @@ fn transfers_and_notify_rounds_are_counted_by_outcome() {
     assert_eq!(notifies(&s, "acknowledged"), 1.0);
     assert_eq!(notifies(&s, "unanswered"), 0.0);
 }
+
+#[test]
+fn counts_add_up_across_workers_under_load() {
+    let seed = std::fs::read_to_string(bundled_zones().join("313-460.toml")).expect("seed");
+    let (_dir, zones) = temp_zones(&[("313-460.toml", &seed)]);
+    let server = Server::start(
+        &zones,
+        None,
+        &["--threads", "2", "--metrics", "127.0.0.1:0"],
+    );
+    let metrics = metrics_address(&server);
+    let before = scrape(metrics);
+    const CLIENTS: usize = 4;
+    const QUERIES: usize = 5_000;
+    const WINDOW: usize = 32;
+    // Each client its own socket (so SO_REUSEPORT spreads them over both workers), a window
+    // of queries in flight, every response's RCODE tallied.
+    let tallies: Vec<(u64, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                scope.spawn(move || {
+                    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                    socket
+                        .set_read_timeout(Some(Duration::from_millis(500)))
+                        .expect("timeout");
+                    let known = query_bytes(HIT, RecordType::A, Some(1232));
+                    let unknown = query_bytes("bsf.mnc99.mcc262.lwm2m.org.", RecordType::A, None);
+                    let (mut sent, mut received) = (0, 0);
+                    let (mut noerror, mut nxdomain) = (0u64, 0u64);
+                    let mut buf = [0u8; 1500];
+                    while received < QUERIES {
+                        while sent < QUERIES && sent - received < WINDOW {
+                            let query = if (sent + client) % 3 == 0 {
+                                &unknown
+                            } else {
+                                &known
+                            };
+                            socket.send_to(query, server.addr).expect("send");
+                            sent += 1;
+                        }
+                        match socket.recv(&mut buf) {
+                            Ok(len) if len >= 12 => {
+                                received += 1;
+                                match buf[3] & 0xF {
+                                    0 => noerror += 1,
+                                    3 => nxdomain += 1,
+                                    other => panic!("rcode {other}"),
+                                }
+                            }
+                            Ok(_) => panic!("short response"),
+                            // A query or answer lost on the way: stop; the counts of what
+                            // the server answered must still match what arrived.
+                            Err(_) => break,
+                        }
+                    }
+                    // Answers still on their way when the loop stopped.
+                    while let Ok(len) = socket.recv(&mut buf) {
+                        if len >= 12 {
+                            match buf[3] & 0xF {
+                                0 => noerror += 1,
+                                _ => nxdomain += 1,
+                            }
+                        }
+                    }
+                    (noerror, nxdomain)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .collect()
+    });
+    let noerror: u64 = tallies.iter().map(|t| t.0).sum();
+    let nxdomain: u64 = tallies.iter().map(|t| t.1).sum();
+    assert!(
+        noerror + nxdomain > (CLIENTS * QUERIES / 2) as u64,
+        "{tallies:?}"
+    );
+    let after = scrape(metrics);
+    let delta = |result| queries(&after, "udp", result) - queries(&before, "udp", result);
+    assert_eq!(delta("answer"), noerror as f64);
+    assert_eq!(delta("nxdomain"), nxdomain as f64);
+    for result in RESULTS
+        .iter()
+        .filter(|r| !["answer", "nxdomain"].contains(r))
+    {
+        assert_eq!(delta(result), 0.0, "{result}");
+    }
+}
