@@ -105,11 +105,9 @@ fn queries(samples: &HashMap<String, f64>, transport: &str, result: &str) -> f64
         .unwrap_or_else(|| panic!("no {series}"))
 }
 
-fn soa_serial(server: &Server) -> u32 {
-    match &server.ask("lwm2m.org.", RecordType::SOA).answers[0].data {
-        RData::SOA(soa) => soa.serial,
-        other => panic!("{other:?}"),
-    }
+/// The SOA serial the server answers with.
+fn served_serial(server: &Server) -> u32 {
+    secondaries::soa_serial(server.addr, "lwm2m.org.").expect("an SOA answer")
 }
 
 /// Polls the metrics until `check` holds (bounded); returns the last scrape.
@@ -254,7 +252,10 @@ fn every_response_is_counted_once_by_transport_and_result() {
     assert_eq!(after["bsf_dns_tcp_connections_over_limit_total"], 0.0);
 
     // The zone's gauges, against DNS and the start-up log line.
-    assert_eq!(after["bsf_dns_zone_serial"], f64::from(soa_serial(&server)));
+    assert_eq!(
+        after["bsf_dns_zone_serial"],
+        f64::from(served_serial(&server))
+    );
     assert_eq!(after["bsf_dns_zone_operators"], 2.0);
     let log = server.guard.log_text();
     let records: f64 = log
@@ -289,7 +290,7 @@ fn reloads_are_counted_and_a_bad_set_shows() {
     let server = Server::start(&zones, None, &["--metrics", "127.0.0.1:0"]);
     let metrics = metrics_address(&server);
     let first = scrape(metrics);
-    let serial_before = soa_serial(&server);
+    let serial_before = served_serial(&server);
     assert_eq!(first["bsf_dns_zone_serial"], f64::from(serial_before));
     for outcome in ["applied", "unchanged", "rejected"] {
         assert_eq!(
@@ -310,7 +311,7 @@ fn reloads_are_counted_and_a_bad_set_shows() {
     assert_eq!(bad["bsf_dns_reload_last_good"], 0.0);
     assert_eq!(bad["bsf_dns_zone_serial"], f64::from(serial_before));
     assert_eq!(bad["bsf_dns_zone_operators"], 1.0);
-    assert_eq!(soa_serial(&server), serial_before);
+    assert_eq!(served_serial(&server), serial_before);
 
     // Mended: applied, and the gauges follow the new zone.
     write_atomically(&zones.join("262-01.toml"), &template("262", "01", 1));
@@ -319,7 +320,7 @@ fn reloads_are_counted_and_a_bad_set_shows() {
     });
     assert_eq!(good["bsf_dns_reload_last_good"], 1.0);
     assert_eq!(good["bsf_dns_zone_operators"], 2.0);
-    let serial_after = soa_serial(&server);
+    let serial_after = served_serial(&server);
     assert!(serial_after > serial_before);
     assert_eq!(good["bsf_dns_zone_serial"], f64::from(serial_after));
     assert!(good["bsf_dns_reload_last_good_timestamp_seconds"] >= read_at);
@@ -459,7 +460,7 @@ fn transfers_and_notify_rounds_are_counted_by_outcome() {
 
     // The start-up round, acknowledged.
     let first_serial = answer_notify(&secondary, 0);
-    assert_eq!(first_serial, soa_serial(&server));
+    assert_eq!(first_serial, served_serial(&server));
     let s = scrape_until(metrics, "NOTIFY acknowledged", |s| {
         notifies(s, "acknowledged") == 1.0
     });

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::stats::{Outcome, ServerStats};
+use super::stats::{unix_seconds, Outcome, ServerStats};
 use crate::reload::Reloader;
 use crate::transfer::stats::{NotifyOutcome, TransferOutcome};
 use crate::wire::Snapshot;
@@ -210,10 +210,6 @@ impl<'a> Family<'a> {
 /// A family of one unlabelled sample: (name, kind, help, value). Values are `f64`, as
 /// Prometheus's are: exact for counts up to 2^53, and durations in seconds, its base unit.
 type Single<'a> = (&'a str, &'a str, &'a str, f64);
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 /// The exposition text.
 pub fn render(source: &MetricsSource) -> String {

@@ -225,12 +225,11 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             running,
         ));
         // Scale-out: NOTIFY on serial changes, transfer settings kept current.
-        let transfer_stats = stats.transfers.clone();
         crate::transfer::start(
             &reloader,
             snapshots.clone(),
             transfer,
-            transfer_stats,
+            stats.transfers.clone(),
             shutdown.clone(),
         );
         if let Some(watch) = watch {
