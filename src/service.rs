@@ -3,7 +3,9 @@
 //! `RELOADING=1` and `READY=1` around each reload, `STOPPING=1` at shutdown, and a `STATUS=`
 //! line that `systemctl status` shows (operators and serial served, or why a reload was
 //! rejected). With `Type=notify`, systemd starts the units ordered after bsf-dns only once it
-//! answers, and `systemctl reload` returns once the reload is done.
+//! answers and shows the unit reloading while a reload runs; with `Type=notify-reload`
+//! (systemd 253 and later) it also sends the SIGHUP itself and `systemctl reload` returns only
+//! once the reload is done.
 //!
 //! Only when `$NOTIFY_SOCKET` names a socket (systemd sets it for `Type=notify` services): an
 //! absolute path, or `@name` for an abstract socket. Otherwise every call does nothing.
