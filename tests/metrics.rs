@@ -225,6 +225,8 @@ fn every_response_is_counted_once_by_transport_and_result() {
     );
     tcp_recv(&mut tcp).expect("TCP NXDOMAIN");
     let expected_tcp: HashMap<&str, f64> = [("answer", 3.0), ("nxdomain", 1.0)].into();
+    // The connection is open while it is: the gauge reads one, and zero once it is closed.
+    assert_eq!(scrape(metrics)["bsf_dns_tcp_connections_open"], 1.0);
     drop(tcp);
 
     let udp_total: f64 = expected_udp.values().sum();

@@ -36,6 +36,10 @@ pub struct MetricsSource {
     pub stats: Arc<ServerStats>,
     pub reloader: Arc<Reloader>,
     pub snapshots: Arc<ArcSwap<Snapshot>>,
+    /// The TCP connection cap's permits (each open connection holds one) and their number:
+    /// the connections open now, without a counter of their own.
+    pub tcp_connections: Arc<Semaphore>,
+    pub tcp_max_connections: usize,
 }
 
 /// Accepts scrapes until shutdown.
@@ -291,7 +295,9 @@ pub fn render(source: &MetricsSource) -> String {
             "bsf_dns_tcp_connections_open",
             "gauge",
             "TCP connections open now.",
-            stats.tcp_open.load(Ordering::Relaxed) as f64,
+            source
+                .tcp_max_connections
+                .saturating_sub(source.tcp_connections.available_permits()) as f64,
         ),
         (
             "bsf_dns_zone_serial",

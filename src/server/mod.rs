@@ -242,6 +242,8 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
                 stats: stats.clone(),
                 reloader: reloader.clone(),
                 snapshots: snapshots.clone(),
+                tcp_connections: cx.connections.clone(),
+                tcp_max_connections: server_settings.tcp_max_connections,
             });
             tokio::spawn(metrics::serve(listener, source, shutdown.clone()));
             tracing::info!("metrics on http://{addr}/metrics");

@@ -10,7 +10,7 @@
 //! 30. TCP connections are few and share one set of counters, added to atomically. Readers
 //! sum the workers' cells.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -149,7 +149,6 @@ pub struct ServerStats {
     pub tcp_accepted: AtomicU64,
     /// Connections closed at once because `tcp-max-connections` were open.
     pub tcp_over_limit: AtomicU64,
-    pub tcp_open: AtomicUsize,
     pub transfers: Arc<TransferStats>,
     pub started: SystemTime,
 }
@@ -161,7 +160,6 @@ impl Default for ServerStats {
             tcp: Counters::default(),
             tcp_accepted: AtomicU64::new(0),
             tcp_over_limit: AtomicU64::new(0),
-            tcp_open: AtomicUsize::new(0),
             transfers: Arc::default(),
             started: SystemTime::now(),
         }
@@ -179,13 +177,6 @@ impl ServerStats {
         counters
     }
 
-    /// Counts a TCP connection accepted; it counts as open until the guard is dropped.
-    pub fn tcp_connection_opened(stats: &Arc<ServerStats>) -> OpenTcpConnection {
-        stats.tcp_accepted.fetch_add(1, Ordering::Relaxed);
-        stats.tcp_open.fetch_add(1, Ordering::Relaxed);
-        OpenTcpConnection(stats.clone())
-    }
-
     /// The sum over UDP workers.
     pub fn udp(&self, outcome: Outcome) -> u64 {
         self.udp
@@ -201,16 +192,6 @@ impl ServerStats {
 pub fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// An accepted TCP connection, counted as open while this lives (however its task ends).
-#[derive(Debug)]
-pub struct OpenTcpConnection(Arc<ServerStats>);
-
-impl Drop for OpenTcpConnection {
-    fn drop(&mut self) {
-        self.0.tcp_open.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]

@@ -60,13 +60,12 @@ pub async fn accept_loop(listener: TcpListener, cx: Arc<TcpContext>) {
             drop(stream);
             continue;
         };
-        let open = ServerStats::tcp_connection_opened(&cx.stats);
+        cx.stats.tcp_accepted.fetch_add(1, Ordering::Relaxed);
         let cx2 = cx.clone();
         cx.tracker.spawn(async move {
             if let Err(error) = serve_connection(stream, peer, &cx2).await {
                 tracing::debug!(%peer, %error, "TCP connection ended with an error");
             }
-            drop(open);
             drop(permit);
         });
     }
