@@ -13,6 +13,7 @@
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, Query};
 use hickory_proto::rr::{Name, RData, Record};
 
+use super::query::skip_name;
 use crate::zone::lookup::Answer;
 
 /// A response to a question, whole.
@@ -20,27 +21,12 @@ use crate::zone::lookup::Answer;
 pub struct Encoded {
     /// ID 0, RD/CD clear, the question, then the records.
     pub message: Vec<u8>,
+    /// Where the question section ends (the records start).
+    pub question_end: usize,
     /// When the answer has additional records: the length of the same response without them
     /// (with ARCOUNT 0), which is this one's prefix, as they come last and compression only
     /// points backwards.
     pub trimmed: Option<usize>,
-}
-
-/// Encodes answers as responses; kept across the answers of a compile for its buffers.
-#[derive(Default)]
-pub struct Encoder {
-    writer: Writer,
-}
-
-impl Encoder {
-    /// Encodes an answer as a complete response to `question` (ID 0, RD/CD clear). Answer
-    /// owners equal to the question name are written as its spelling, so they compress to a
-    /// pointer at the question.
-    pub fn encode(&mut self, question: &Query, answer: &Answer) -> Option<Encoded> {
-        self.writer
-            .message(question, answer)
-            .or_else(|| with_hickory(question, answer))
-    }
 }
 
 /// The same message through hickory's encoder: for record types this writer does not cover,
@@ -77,6 +63,7 @@ fn with_hickory(question: &Query, answer: &Answer) -> Option<Encoded> {
             .then_some(shorter.len())
     };
     Some(Encoded {
+        question_end: skip_name(&bytes, 12)? + 4,
         message: bytes,
         trimmed,
     })
@@ -89,8 +76,9 @@ const COMPRESSED_NAME_LIMIT: usize = 120;
 /// Offsets from here on cannot be pointed at (a pointer has 14 bits).
 const POINTER_LIMIT: usize = 0x3FFF;
 
+/// Encodes answers as responses; kept across the answers of a compile for its buffers.
 #[derive(Default)]
-struct Writer {
+pub struct Encoder {
     out: Vec<u8>,
     /// Suffixes written so far: where each starts in `out`, and its labels uncompressed
     /// (a range of `suffix_bytes`).
@@ -102,8 +90,17 @@ struct Writer {
     label_starts: Vec<usize>,
 }
 
-impl Writer {
-    fn message(&mut self, question: &Query, answer: &Answer) -> Option<Encoded> {
+impl Encoder {
+    /// Encodes an answer as a complete response to `question` (ID 0, RD/CD clear). Answer
+    /// owners equal to the question name are written as its spelling, so they compress to a
+    /// pointer at the question.
+    pub fn encode(&mut self, question: &Query, answer: &Answer) -> Option<Encoded> {
+        self.write(question, answer)
+            .or_else(|| with_hickory(question, answer))
+    }
+
+    /// This writer's encoding; `None` for what it does not cover.
+    fn write(&mut self, question: &Query, answer: &Answer) -> Option<Encoded> {
         self.out.clear();
         self.out.reserve(512);
         self.suffixes.clear();
@@ -125,6 +122,7 @@ impl Writer {
         self.name(&question.name, true)?;
         self.u16(u16::from(question.query_type));
         self.u16(u16::from(question.query_class));
+        let question_end = self.out.len();
         for record in &answer.answers {
             let owner = if record.name.eq_ignore_root(&question.name) {
                 &question.name
@@ -144,6 +142,7 @@ impl Writer {
             return None;
         }
         Some(Encoded {
+            question_end,
             trimmed: (!answer.additional.is_empty()).then_some(additional_at),
             message: std::mem::take(&mut self.out),
         })
@@ -310,7 +309,7 @@ mod tests {
             names.push(Name::from_ascii(extra).expect("name"));
         }
         names.push(Name::from_ascii("nothing.mcc313.lwm2m.org.").expect("name"));
-        let mut writer = Writer::default();
+        let mut encoder = Encoder::default();
         let (mut compared, mut with_additional) = (0, 0);
         let mut outcomes = std::collections::BTreeSet::new();
         for name in &names {
@@ -329,7 +328,7 @@ mod tests {
                     for transport in [Transport::Udp, Transport::Tcp] {
                         let answer = lookup(&zone, &qname, qtype, DNSClass::IN, transport);
                         let question = Query::query(qname.clone(), qtype);
-                        let ours = writer.message(&question, &answer);
+                        let ours = encoder.write(&question, &answer);
                         let reference = with_hickory(&question, &answer);
                         assert!(ours.is_some(), "{qname} {qtype}: not written");
                         assert_eq!(ours, reference, "{qname} {qtype} {transport:?}");

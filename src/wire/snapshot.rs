@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use super::encode::{Encoded, Encoder};
 use super::names::{NameIndex, NodeAnswers, OwnedPrebuilt, PartNames, PartNamesBuilder};
-use super::query::skip_name;
 use std::sync::Arc;
 
 use hickory_proto::op::Query;
@@ -56,9 +55,10 @@ pub(crate) fn prebuild(
 ) -> Option<OwnedPrebuilt> {
     let Encoded {
         mut message,
+        question_end,
         trimmed,
     } = encoder.encode(question, answer)?;
-    let question_len = skip_name(&message, 12)? + 4 - 12;
+    let question_len = question_end.checked_sub(12)?;
     message.drain(12..12 + question_len);
     Some(OwnedPrebuilt {
         bytes: message,
