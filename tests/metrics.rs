@@ -105,11 +105,6 @@ fn queries(samples: &HashMap<String, f64>, transport: &str, result: &str) -> f64
         .unwrap_or_else(|| panic!("no {series}"))
 }
 
-/// The SOA serial the server answers with.
-fn served_serial(server: &Server) -> u32 {
-    secondaries::soa_serial(server.addr, "lwm2m.org.").expect("an SOA answer")
-}
-
 /// Polls the metrics until `check` holds (bounded); returns the last scrape.
 fn scrape_until(
     addr: SocketAddr,
@@ -253,10 +248,7 @@ fn every_response_is_counted_once_by_transport_and_result() {
     assert_eq!(after["bsf_dns_tcp_connections_over_limit_total"], 0.0);
 
     // The zone's gauges, against DNS and the start-up log line.
-    assert_eq!(
-        after["bsf_dns_zone_serial"],
-        f64::from(served_serial(&server))
-    );
+    assert_eq!(after["bsf_dns_zone_serial"], f64::from(server.serial()));
     assert_eq!(after["bsf_dns_zone_operators"], 2.0);
     let log = server.guard.log_text();
     let records: f64 = log
@@ -291,7 +283,7 @@ fn reloads_are_counted_and_a_bad_set_shows() {
     let server = Server::start(&zones, None, &["--metrics", "127.0.0.1:0"]);
     let metrics = metrics_address(&server);
     let first = scrape(metrics);
-    let serial_before = served_serial(&server);
+    let serial_before = server.serial();
     assert_eq!(first["bsf_dns_zone_serial"], f64::from(serial_before));
     for outcome in ["applied", "unchanged", "rejected"] {
         assert_eq!(
@@ -312,7 +304,7 @@ fn reloads_are_counted_and_a_bad_set_shows() {
     assert_eq!(bad["bsf_dns_reload_last_good"], 0.0);
     assert_eq!(bad["bsf_dns_zone_serial"], f64::from(serial_before));
     assert_eq!(bad["bsf_dns_zone_operators"], 1.0);
-    assert_eq!(served_serial(&server), serial_before);
+    assert_eq!(server.serial(), serial_before);
 
     // Mended: applied, and the gauges follow the new zone.
     write_atomically(&zones.join("262-01.toml"), &template("262", "01", 1));
@@ -321,7 +313,7 @@ fn reloads_are_counted_and_a_bad_set_shows() {
     });
     assert_eq!(good["bsf_dns_reload_last_good"], 1.0);
     assert_eq!(good["bsf_dns_zone_operators"], 2.0);
-    let serial_after = served_serial(&server);
+    let serial_after = server.serial();
     assert!(serial_after > serial_before);
     assert_eq!(good["bsf_dns_zone_serial"], f64::from(serial_after));
     assert!(good["bsf_dns_reload_last_good_timestamp_seconds"] >= read_at);
@@ -467,7 +459,7 @@ fn transfers_and_notify_rounds_are_counted_by_outcome() {
 
     // The start-up round, acknowledged.
     let first_serial = answer_notify(&secondary, 0, 0);
-    assert_eq!(first_serial, served_serial(&server));
+    assert_eq!(first_serial, server.serial());
     let s = scrape_until(metrics, "NOTIFY acknowledged", |s| {
         notifies(s, "acknowledged") == 1.0
     });

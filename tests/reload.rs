@@ -39,13 +39,6 @@ fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Dur
     panic!("{what}: not seen within {limit:?}");
 }
 
-fn serial(server: &Server) -> u32 {
-    match &server.ask("lwm2m.org.", RecordType::SOA).answers[0].data {
-        RData::SOA(soa) => soa.serial,
-        other => panic!("{other:?}"),
-    }
-}
-
 fn count(log: &str, needle: &str) -> usize {
     log.matches(needle).count()
 }
@@ -58,14 +51,14 @@ fn edits_additions_deletions_and_renames_are_served() {
         address_of(&server.ask(NAME, RecordType::A)).as_deref(),
         Some("192.0.2.1")
     );
-    let first_serial = serial(&server);
+    let first_serial = server.serial();
 
     std::fs::write(zones.join("313-460.toml"), template("192.0.2.2")).unwrap();
     let took = wait_for("edited answer", Duration::from_secs(2), || {
         address_of(&server.ask(NAME, RecordType::A)).as_deref() == Some("192.0.2.2")
     });
     eprintln!("edit served after {took:?}");
-    let second_serial = serial(&server);
+    let second_serial = server.serial();
     assert!(
         second_serial > first_serial,
         "serial increases: {first_serial} -> {second_serial}"
@@ -113,7 +106,7 @@ fn edits_additions_deletions_and_renames_are_served() {
 fn bad_edits_keep_the_old_zone_and_name_file_and_line() {
     let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
     let server = Server::start(&zones, None, &[]);
-    let serial_before = serial(&server);
+    let serial_before = server.serial();
     std::fs::write(
         zones.join("313-460.toml"),
         "mcc = \"313\"\nmnc = [\"460\"]\naddresses = [\"192.0.2.999\"]\n[[bootstrap]]\nuri = \"coaps://bs.example.net\"\n",
@@ -131,7 +124,7 @@ fn bad_edits_keep_the_old_zone_and_name_file_and_line() {
         Some("192.0.2.1"),
         "old answer kept"
     );
-    assert_eq!(serial(&server), serial_before);
+    assert_eq!(server.serial(), serial_before);
 
     // A duplicate network in a second file is rejected whole, too.
     std::fs::write(zones.join("dup.toml"), template("192.0.2.7")).unwrap();
@@ -148,21 +141,21 @@ fn bad_edits_keep_the_old_zone_and_name_file_and_line() {
     wait_for("fixed answer", Duration::from_secs(2), || {
         address_of(&server.ask(NAME, RecordType::A)).as_deref() == Some("192.0.2.5")
     });
-    assert!(serial(&server) > serial_before);
+    assert!(server.serial() > serial_before);
 }
 
 #[test]
 fn unchanged_content_keeps_the_serial_and_sighup_reloads() {
     let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
     let server = Server::start(&zones, None, &["--no-watch"]);
-    let before = serial(&server);
+    let before = server.serial();
     // Rewrite with the same content and ask for a reload: nothing changes.
     std::fs::write(zones.join("313-460.toml"), template("192.0.2.1")).unwrap();
     server.guard.signal(libc::SIGHUP);
     wait_for("no-op reload logged", Duration::from_secs(3), || {
         server.guard.log_text().contains("content unchanged")
     });
-    assert_eq!(serial(&server), before, "no serial bump without a change");
+    assert_eq!(server.serial(), before, "no serial bump without a change");
     // With --no-watch, a change waits for SIGHUP.
     std::fs::write(zones.join("313-460.toml"), template("192.0.2.9")).unwrap();
     std::thread::sleep(Duration::from_millis(700));
@@ -174,13 +167,13 @@ fn unchanged_content_keeps_the_serial_and_sighup_reloads() {
     wait_for("SIGHUP reload", Duration::from_secs(2), || {
         address_of(&server.ask(NAME, RecordType::A)).as_deref() == Some("192.0.2.9")
     });
-    assert!(serial(&server) > before);
+    assert!(server.serial() > before);
 }
 
 #[test]
 fn a_restart_keeps_the_serial_unless_the_inputs_changed_meanwhile() {
     let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
-    let first = serial(&Server::start(&zones, None, &["--no-watch"]));
+    let first = Server::start(&zones, None, &["--no-watch"]).serial();
     // Change times count whole seconds: each start below comes in a later second than the
     // serial, so that a serial taken from the clock would differ.
     let clock_past_first = || {
@@ -194,7 +187,7 @@ fn a_restart_keeps_the_serial_unless_the_inputs_changed_meanwhile() {
     // zone `export` writes carries it too.
     clock_past_first();
     let again = Server::start(&zones, None, &["--no-watch"]);
-    assert_eq!(serial(&again), first, "restart over unchanged inputs");
+    assert_eq!(again.serial(), first, "restart over unchanged inputs");
     let export = std::process::Command::new(BIN)
         .args(["export", "--zones"])
         .arg(&zones)
@@ -211,9 +204,9 @@ fn a_restart_keeps_the_serial_unless_the_inputs_changed_meanwhile() {
     std::fs::write(zones.join("313-460.toml"), template("192.0.2.7")).unwrap();
     let changed = Server::start(&zones, None, &["--no-watch"]);
     assert!(
-        serial(&changed) > first,
+        changed.serial() > first,
         "{} after {first}",
-        serial(&changed)
+        changed.serial()
     );
     assert_eq!(
         address_of(&changed.ask(NAME, RecordType::A)).as_deref(),

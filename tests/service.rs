@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 /// The service manager's end: a datagram socket in a temporary directory.
 struct Manager {
@@ -53,13 +53,6 @@ fn value<'a>(lines: &'a [String], key: &str) -> Option<&'a str> {
     lines
         .iter()
         .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
-}
-
-fn serial(addr: std::net::SocketAddr) -> u32 {
-    match &ask_udp(addr, "lwm2m.org.", RecordType::SOA, None).answers[0].data {
-        RData::SOA(soa) => soa.serial,
-        other => panic!("{other:?}"),
-    }
 }
 
 #[test]
@@ -104,7 +97,7 @@ fn the_service_manager_hears_ready_reloading_and_stopping_when_they_are_true() {
 
     // READY means answering: the very next query is answered.
     assert_eq!(value(&ready, "READY"), Some("1"), "{ready:?}");
-    let started_serial = serial(addr);
+    let started_serial = apex_serial(addr);
     assert_eq!(
         value(&ready, "STATUS"),
         Some(format!("serving 1 operator, serial {started_serial}").as_str())
@@ -164,7 +157,7 @@ fn json_logs_are_one_object_per_line_with_fields_as_keys() {
     let seed = std::fs::read_to_string(bundled_zones().join("313-460.toml")).expect("seed");
     let (_dir, zones) = temp_zones(&[("313-460.toml", &seed)]);
     let server = Server::start(&zones, None, &["--log-format", "json", "--log-queries"]);
-    let served_serial = serial(server.addr);
+    let served_serial = apex_serial(server.addr);
     ask_udp(
         server.addr,
         "bsf.mnc460.mcc313.lwm2m.org.",

@@ -220,6 +220,20 @@ impl Server {
     pub fn ask(&self, name: &str, rtype: RecordType) -> Message {
         ask_udp(self.addr, name, rtype, Some(1232))
     }
+
+    /// The SOA serial the server answers with now.
+    pub fn serial(&self) -> u32 {
+        apex_serial(self.addr)
+    }
+}
+
+/// The SOA serial of `lwm2m.org` as the bsf-dns at `addr` answers it (panics otherwise).
+pub fn apex_serial(addr: SocketAddr) -> u32 {
+    let answer = ask_udp(addr, "lwm2m.org.", RecordType::SOA, None);
+    match answer.answers.first().map(|r| &r.data) {
+        Some(hickory_proto::rr::RData::SOA(soa)) => soa.serial,
+        other => panic!("no SOA in the answer: {other:?}"),
+    }
 }
 
 /// A query message in wire form. `edns`: the advertised payload size, or none.
