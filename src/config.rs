@@ -71,6 +71,9 @@ struct RawServer {
     tcp_idle_timeout: Option<Spanned<u64>>,
     tcp_max_connections: Option<Spanned<usize>>,
     metrics: Option<Spanned<String>>,
+    identity: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    nsid: Option<Spanned<String>>,
 }
 
 /// The SOA fields of the zone (serial excepted: it is assigned at compile time).
@@ -115,6 +118,20 @@ pub struct ServerSettings {
     pub tcp_max_connections: usize,
     /// Where to serve the metrics endpoint (HTTP); `None`: not served.
     pub metrics: Option<SocketAddr>,
+    pub identity: ServerIdentity,
+}
+
+/// What the server tells clients about itself, so that an operator running several servers
+/// can tell which one answered (`wire::identity` answers with it). Empty means "do not say".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// Answers CHAOS TXT `id.server.` and `hostname.bind.` (RFC 4892); default: the host name.
+    pub identity: Box<[u8]>,
+    /// Answers CHAOS TXT `version.server.` and `version.bind.`; default: `bsf-dns <version>`.
+    pub version: Box<[u8]>,
+    /// The EDNS NSID option's payload (RFC 5001), sent to queries that ask for it; default:
+    /// the identity.
+    pub nsid: Box<[u8]>,
 }
 
 /// Who may do what; may change on reload.
@@ -379,6 +396,8 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
                 }
             });
 
+    let identity = validate_identity(&server_raw, source, &mut errors);
+
     let access_raw = raw.access.unwrap_or_default();
     let allow_query = parse_prefixes(
         access_raw.allow_query.as_deref().unwrap_or_default(),
@@ -414,8 +433,88 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
             tcp_idle_timeout: Duration::from_secs(idle),
             tcp_max_connections,
             metrics,
+            identity,
         },
     })
+}
+
+/// The longest identity, version or NSID: one TXT character-string (RFC 1035 §3.3).
+const IDENTITY_MAX: usize = 255;
+
+/// `identity`, `version` and `nsid` under `[server]`, with their defaults (Knot DNS's: the
+/// host name for identity and NSID, the software's version), each switched off by "".
+fn validate_identity(
+    server_raw: &RawServer,
+    source: &Source<'_>,
+    errors: &mut Vec<SourceError>,
+) -> ServerIdentity {
+    let mut text = |value: &Option<Spanned<String>>, field: &str, default: &dyn Fn() -> String| {
+        let text = value.as_ref().map_or_else(default, |v| v.get_ref().clone());
+        if text.len() > IDENTITY_MAX {
+            errors.push(source.error(
+                span(value),
+                field,
+                format!("{} bytes; at most {IDENTITY_MAX}", text.len()),
+            ));
+        }
+        text
+    };
+    let identity = text(&server_raw.identity, "server.identity", &host_name);
+    let version = text(&server_raw.version, "server.version", &|| {
+        format!("bsf-dns {}", env!("CARGO_PKG_VERSION"))
+    });
+    let nsid = match &server_raw.nsid {
+        None => identity.clone().into_bytes(),
+        Some(value) => match parse_nsid(value.get_ref()) {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                errors.push(source.error(Some(value.span()), "server.nsid", message));
+                Vec::new()
+            }
+        },
+    };
+    ServerIdentity {
+        identity: identity.into_bytes().into(),
+        version: version.into_bytes().into(),
+        nsid: nsid.into(),
+    }
+}
+
+/// An NSID setting: text, or hex digits after `0x` for a binary identifier (as Knot DNS
+/// takes it).
+fn parse_nsid(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = match text.strip_prefix("0x") {
+        None => text.as_bytes().to_vec(),
+        Some(hex) => {
+            if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "{text:?}: after 0x, hex digits in pairs (leave out 0x for a text NSID)"
+                ));
+            }
+            (0..hex.len())
+                .step_by(2)
+                .map(|at| u8::from_str_radix(&hex[at..at + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|e| format!("{text:?}: {e}"))?
+        }
+    };
+    if bytes.len() > IDENTITY_MAX {
+        return Err(format!("{} bytes; at most {IDENTITY_MAX}", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// The host name (`gethostname`; no look-up of a fully qualified name, which could send a
+/// query out); empty when it cannot be read.
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length, which is what we pass.
+    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if result != 0 {
+        return String::new();
+    }
+    let len = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..len]).into_owned()
 }
 
 /// The metrics endpoint's address: ADDR:PORT, port given (no port is customary for HTTP
@@ -533,6 +632,67 @@ mod tests {
             assert_eq!((e.line, e.field.as_str()), (3, "server.metrics"), "{bad}");
             assert!(e.message.contains("is not ADDR:PORT"), "{errors}");
         }
+    }
+
+    #[test]
+    fn identity_version_and_nsid() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let host = host.trim_end().as_bytes();
+        let s = Settings::default().server.identity;
+        assert_eq!(&*s.identity, host, "identity defaults to the host name");
+        assert_eq!(&*s.nsid, host, "NSID defaults to the identity");
+        assert_eq!(
+            &*s.version,
+            format!("bsf-dns {}", env!("CARGO_PKG_VERSION")).as_bytes()
+        );
+
+        let text = "[server]\nidentity = \"ns-a\"\nversion = \"\"\n";
+        let s = Settings::parse(Path::new("s.toml"), text)
+            .unwrap()
+            .server
+            .identity;
+        assert_eq!(
+            (&*s.identity, &*s.version, &*s.nsid),
+            (&b"ns-a"[..], &b""[..], &b"ns-a"[..])
+        );
+        let text = "[server]\nidentity = \"ns-a\"\nnsid = \"0x00fF10\"\n";
+        let s = Settings::parse(Path::new("s.toml"), text)
+            .unwrap()
+            .server
+            .identity;
+        assert_eq!(&*s.nsid, [0x00, 0xff, 0x10]);
+        let text = "[server]\nnsid = \"\"\n";
+        let s = Settings::parse(Path::new("s.toml"), text)
+            .unwrap()
+            .server
+            .identity;
+        assert!(s.nsid.is_empty() && &*s.identity == host);
+
+        let long = "x".repeat(256);
+        for (line, field, text) in [
+            (
+                2,
+                "server.identity",
+                format!("[server]\nidentity = \"{long}\"\n"),
+            ),
+            (
+                3,
+                "server.version",
+                format!("[server]\n\nversion = \"{long}\"\n"),
+            ),
+            (2, "server.nsid", format!("[server]\nnsid = \"{long}\"\n")),
+            (2, "server.nsid", "[server]\nnsid = \"0x123\"\n".into()),
+            (2, "server.nsid", "[server]\nnsid = \"0xzz\"\n".into()),
+            (2, "server.nsid", "[server]\nnsid = \"0x\"\n".into()),
+        ] {
+            let errors = Settings::parse(Path::new("s.toml"), &text).unwrap_err();
+            assert_eq!(errors.0.len(), 1, "{errors}");
+            let e = &errors.0[0];
+            assert_eq!((e.line, e.field.as_str()), (line, field), "{errors}");
+        }
+        // 255 bytes (one TXT string) is the most.
+        let text = format!("[server]\nidentity = \"{}\"\n", "x".repeat(255));
+        assert!(Settings::parse(Path::new("s.toml"), &text).is_ok());
     }
 
     #[test]

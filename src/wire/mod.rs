@@ -7,11 +7,13 @@
 //! - `arena`: the chunks holding the compiled parts' bytes, kept across reloads;
 //! - `huge`: the memory of that table's slots and of those chunks (large ones in huge pages);
 //! - `snapshot`: a zone with every positive answer prebuilt as response bytes;
-//! - `respond`: query bytes → response bytes, shared by UDP and TCP.
+//! - `respond`: query bytes → response bytes, shared by UDP and TCP;
+//! - `identity`: the server's identity, version and NSID on the wire (CHAOS TXT, EDNS).
 
 mod arena;
 pub mod encode;
 mod huge;
+pub mod identity;
 pub mod names;
 pub mod query;
 pub mod respond;

@@ -28,6 +28,8 @@ pub struct Edns {
     pub payload: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// The query carries an NSID option (RFC 5001): it asks the server to identify itself.
+    pub nsid: bool,
 }
 
 /// The question, both as received and lower-cased for look-ups.
@@ -298,16 +300,17 @@ pub fn parse_into(
             match rtype {
                 TYPE_OPT => {
                     // RFC 6891 §6.1.1: exactly one OPT, owned by the root.
-                    if query.edns.is_some()
-                        || bytes[start] != 0
-                        || !options_well_formed(&bytes[after_owner + 10..end])
-                    {
+                    if query.edns.is_some() || bytes[start] != 0 {
                         return Err(Reject::FormErr);
                     }
+                    let Some(nsid) = read_options(&bytes[after_owner + 10..end]) else {
+                        return Err(Reject::FormErr);
+                    };
                     query.edns = Some(Edns {
                         payload: u16::from_be_bytes([c0, c1]),
                         version,
                         dnssec_ok: do_z & 0x80 != 0,
+                        nsid,
                     });
                 }
                 TYPE_TSIG => {
@@ -325,18 +328,21 @@ pub fn parse_into(
     Ok(())
 }
 
-/// EDNS options are (code, length, data) triples that must exactly fill the RDATA.
-fn options_well_formed(mut rdata: &[u8]) -> bool {
+/// EDNS option code of NSID (RFC 5001 §2.3).
+pub const OPTION_NSID: u16 = 3;
+
+/// Reads the EDNS options, (code, length, data) triples that must exactly fill the RDATA:
+/// whether one of them is NSID, or `None` when they are malformed. Other options are
+/// ignored (RFC 6891 §6.1.2).
+fn read_options(mut rdata: &[u8]) -> Option<bool> {
+    let mut nsid = false;
     while !rdata.is_empty() {
-        let Some(len) = read_u16(rdata, 2) else {
-            return false;
-        };
-        let Some(rest) = rdata.get(4 + len as usize..) else {
-            return false;
-        };
-        rdata = rest;
+        let code = read_u16(rdata, 0)?;
+        let len = read_u16(rdata, 2)?;
+        rdata = rdata.get(4 + len as usize..)?;
+        nsid |= code == OPTION_NSID;
     }
-    true
+    Some(nsid)
 }
 
 impl LowerName {
@@ -475,9 +481,20 @@ mod tests {
             Some(Edns {
                 payload: 1232,
                 version: 1,
-                dnssec_ok: true
+                dnssec_ok: true,
+                nsid: false,
             })
         );
+        // NSID asked for among other options (a cookie before it, padding after).
+        let options = [
+            &[0u8, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 20][..],
+            &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8],
+            &[0, 3, 0, 0],
+            &[0, 12, 0, 0],
+        ]
+        .concat();
+        let bytes = query(b"\x00", 6, &options, 1);
+        assert!(parse(&bytes, &mut lower).unwrap().edns.unwrap().nsid);
         let two = [opt, opt].concat();
         let bytes = query(b"\x00", 6, &two, 2);
         assert_eq!(parse(&bytes, &mut lower).unwrap_err().0, Reject::FormErr);

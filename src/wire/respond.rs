@@ -18,10 +18,11 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::encode::Encoder;
+use super::identity;
 use super::names::Prebuilt;
 use super::query::{
-    parse, parse_into, Edns, LowerName, Query, Reject, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_CD,
-    FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
+    parse, parse_into, Edns, LowerName, Query, Question, Reject, CLASS_ANY, CLASS_IN, FLAG_AA,
+    FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
 };
 use super::snapshot::{prebuild, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
@@ -71,7 +72,7 @@ impl Responder {
             Ok(query) => {
                 write_error(
                     out,
-                    snapshot.max_udp_payload,
+                    snapshot,
                     &query,
                     query.question.map(|q| q.raw),
                     RCODE_REFUSED,
@@ -131,7 +132,6 @@ fn answer(
 ) -> Verdict {
     {
         out.clear();
-        let payload = snapshot.max_udp_payload;
         let mut query = Query::unread(packet);
         match parse_into(&mut query, lower, prelowered) {
             Ok(()) => {}
@@ -141,7 +141,7 @@ fn answer(
                 let question = query.question.filter(|_| query.qdcount == 1);
                 write_error(
                     out,
-                    payload,
+                    snapshot,
                     &query,
                     question.map(|q| q.raw),
                     RCODE_FORMERR,
@@ -152,11 +152,18 @@ fn answer(
         };
         let raw_question = query.question.map(|q| q.raw);
         let Some(question) = query.question else {
-            write_error(out, payload, &query, None, RCODE_FORMERR, None);
+            write_error(out, snapshot, &query, None, RCODE_FORMERR, None);
             return Verdict::Send;
         };
         if query.opcode != OPCODE_QUERY {
-            write_error(out, payload, &query, raw_question, RCODE_NOTIMP, query.edns);
+            write_error(
+                out,
+                snapshot,
+                &query,
+                raw_question,
+                RCODE_NOTIMP,
+                query.edns,
+            );
             return Verdict::Send;
         }
         // A standard query carries no answer or authority records (IXFR puts its SOA in
@@ -167,7 +174,7 @@ fn answer(
         {
             write_error(
                 out,
-                payload,
+                snapshot,
                 &query,
                 raw_question,
                 RCODE_FORMERR,
@@ -176,7 +183,7 @@ fn answer(
             return Verdict::Send;
         }
         if let Some(edns) = query.edns.filter(|e| e.version > 0) {
-            write_badvers(out, payload, &query, raw_question, edns);
+            write_badvers(out, snapshot, &query, raw_question, edns);
             return Verdict::Send;
         }
         // Other classes and zone transfers (never over UDP; over TCP they are the transfer
@@ -185,7 +192,7 @@ fn answer(
         let refuse = |out: &mut Vec<u8>| {
             write_error(
                 out,
-                payload,
+                snapshot,
                 &query,
                 raw_question,
                 RCODE_REFUSED,
@@ -195,7 +202,10 @@ fn answer(
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
             || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
         {
-            refuse(out);
+            let limit = size_limit(snapshot, transport, query.edns);
+            if !write_chaos(out, snapshot, &query, lower, question, limit) {
+                refuse(out);
+            }
             return Verdict::Send;
         }
         let limit = size_limit(snapshot, transport, query.edns);
@@ -211,7 +221,7 @@ fn answer(
                     qtype => node.answer(qtype),
                 };
                 match prebuilt {
-                    Some(p) => write_prebuilt(out, payload, &query, question.raw, p, limit),
+                    Some(p) => write_prebuilt(out, snapshot, &query, question.raw, p, limit),
                     None => {
                         write_negative(out, snapshot, &query, lower, question.raw, RCODE_NOERROR)
                     }
@@ -257,19 +267,48 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {
     out.extend_from_slice(&[i0, i1, f0, f1, q0, q1, a0, a1, n0, n1, r0, r1]);
 }
 
-/// OPT with our payload size, version 0 and the client's DO bit (RFC 3225 §3).
+/// OPT with our payload size, version 0, the client's DO bit (RFC 3225 §3) and, when asked
+/// for, our NSID (RFC 5001).
 #[inline(always)]
-fn write_opt(out: &mut Vec<u8>, payload: u16, extended_rcode: u8, edns: Edns) {
-    let [p0, p1] = payload.to_be_bytes();
+fn write_opt(out: &mut Vec<u8>, snapshot: &Snapshot, extended_rcode: u8, edns: Edns) {
+    if edns.nsid {
+        write_opt_with_nsid(out, snapshot, extended_rcode, edns);
+        return;
+    }
+    let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
     let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
     out.extend_from_slice(&[0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, 0, 0]);
+}
+
+/// `write_opt` for a query that asked for the NSID: kept out of line, as few queries do.
+#[cold]
+#[inline(never)]
+fn write_opt_with_nsid(out: &mut Vec<u8>, snapshot: &Snapshot, extended_rcode: u8, edns: Edns) {
+    let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
+    let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
+    let options = identity::nsid_option_len(&snapshot.identity);
+    let [l0, l1] = (options as u16).to_be_bytes();
+    out.extend_from_slice(&[0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, l0, l1]);
+    if options != 0 {
+        identity::write_nsid_option(out, &snapshot.identity);
+    }
+}
+
+/// Bytes of the OPT record `write_opt` writes for this query (none without EDNS).
+#[inline(always)]
+fn opt_len(snapshot: &Snapshot, edns: Option<Edns>) -> usize {
+    match edns {
+        None => 0,
+        Some(e) if e.nsid => OPT_LEN + identity::nsid_option_len(&snapshot.identity),
+        Some(_) => OPT_LEN,
+    }
 }
 
 #[cold]
 #[inline(never)]
 fn write_error(
     out: &mut Vec<u8>,
-    payload: u16,
+    snapshot: &Snapshot,
     query: &Query<'_>,
     question: Option<&[u8]>,
     rcode: u16,
@@ -281,7 +320,7 @@ fn write_error(
         out.extend_from_slice(q);
     }
     if let Some(e) = edns {
-        write_opt(out, payload, 0, e);
+        write_opt(out, snapshot, 0, e);
     }
 }
 
@@ -289,7 +328,7 @@ fn write_error(
 #[inline(never)]
 fn write_badvers(
     out: &mut Vec<u8>,
-    payload: u16,
+    snapshot: &Snapshot,
     query: &Query<'_>,
     question: Option<&[u8]>,
     edns: Edns,
@@ -299,7 +338,7 @@ fn write_badvers(
     if let Some(q) = question {
         out.extend_from_slice(q);
     }
-    write_opt(out, payload, EXTENDED_BADVERS, edns);
+    write_opt(out, snapshot, EXTENDED_BADVERS, edns);
 }
 
 /// NXDOMAIN or NODATA: the question and the SOA (negative TTL) in the authority section.
@@ -319,7 +358,7 @@ fn write_negative(
     out.extend_from_slice(&(0xC000u16 | apex_offset as u16).to_be_bytes());
     out.extend_from_slice(&snapshot.soa_tail);
     if let Some(e) = query.edns {
-        write_opt(out, snapshot.max_udp_payload, 0, e);
+        write_opt(out, snapshot, 0, e);
     }
 }
 
@@ -330,13 +369,13 @@ fn write_negative(
 #[inline(always)]
 fn write_prebuilt(
     out: &mut Vec<u8>,
-    payload: u16,
+    snapshot: &Snapshot,
     query: &Query<'_>,
     question: &[u8],
     prebuilt: Prebuilt<'_>,
     limit: usize,
 ) {
-    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let opt_len = opt_len(snapshot, query.edns);
     let fits = |len: usize| len + question.len() + opt_len <= limit;
     let chosen = if fits(prebuilt.bytes.len()) {
         Some((prebuilt.bytes, false))
@@ -361,7 +400,7 @@ fn write_prebuilt(
         );
         out.extend_from_slice(question);
         if let Some(e) = query.edns {
-            write_opt(out, payload, 0, e);
+            write_opt(out, snapshot, 0, e);
         }
         return;
     };
@@ -382,8 +421,44 @@ fn write_prebuilt(
     out.extend_from_slice(question);
     out.extend_from_slice(records);
     if let Some(e) = query.edns {
-        write_opt(out, payload, 0, e);
+        write_opt(out, snapshot, 0, e);
     }
+}
+
+/// Answers a CHAOS query about the server (`identity`), or returns false for the caller to
+/// refuse it: another class, name or type, or an answer switched off.
+#[cold]
+#[inline(never)]
+fn write_chaos(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &Query<'_>,
+    lower: &LowerName,
+    question: Question<'_>,
+    limit: usize,
+) -> bool {
+    if question.qclass != identity::CLASS_CH
+        || !matches!(question.qtype, identity::TYPE_TXT | TYPE_ANY)
+    {
+        return false;
+    }
+    let Some(text) = identity::chaos_text(&snapshot.identity, lower.as_slice()) else {
+        return false;
+    };
+    let fits =
+        12 + question.raw.len() + identity::chaos_record_len(text) + opt_len(snapshot, query.edns)
+            <= limit;
+    let counts = [1, fits as u16, 0, query.edns.is_some() as u16];
+    let flags = response_flags(query, if fits { 0 } else { FLAG_TC }, RCODE_NOERROR);
+    write_header(out, query.id, flags, counts);
+    out.extend_from_slice(question.raw);
+    if fits {
+        identity::write_chaos_record(out, text);
+    }
+    if let Some(e) = query.edns {
+        write_opt(out, snapshot, 0, e);
+    }
+    true
 }
 
 /// Answers a name of a network without a file from the default template. Returns false when
@@ -415,13 +490,6 @@ fn write_synthesized(
         bytes: &owned.bytes,
         trimmed: owned.trimmed,
     };
-    write_prebuilt(
-        out,
-        snapshot.max_udp_payload,
-        query,
-        question,
-        prebuilt,
-        limit,
-    );
+    write_prebuilt(out, snapshot, query, question, prebuilt, limit);
     true
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use hickory_proto::op::Query;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::config::ServerSettings;
+use crate::config::{ServerIdentity, ServerSettings};
 use crate::plmn::Mcc;
 use crate::zone::lookup::{answer_at, Answer, Transport};
 use crate::zone::{mcc_of_wire, wire_key, Nodes, Part, Zone};
@@ -43,6 +43,8 @@ pub struct Snapshot {
     /// RFC 2308 negative TTL), RDLENGTH and RDATA with uncompressed names.
     pub soa_tail: Box<[u8]>,
     pub max_udp_payload: u16,
+    /// What the server says about itself (CHAOS TXT answers, NSID).
+    pub identity: ServerIdentity,
 }
 
 /// A response as the index stores it: without its question section (the responder copies
@@ -235,6 +237,7 @@ impl Snapshot {
             parts,
             zone: Arc::new(zone),
             max_udp_payload: server.max_udp_payload,
+            identity: server.identity.clone(),
         }
     }
 
