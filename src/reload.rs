@@ -22,6 +22,7 @@ use crate::config::{ServerSettings, Settings};
 use crate::load::Inputs;
 use crate::server::access::QueryAcl;
 use crate::template::{is_template_file, TemplateCache};
+use crate::transfer::journal::Journal;
 use crate::wire::Snapshot;
 
 /// A quiet period that ends a burst of file events (an editor's write-rename-chmod, a
@@ -92,6 +93,8 @@ pub struct Reloader {
     /// no new zone (transfer ACLs, TSIG keys, NOTIFY targets).
     settings_tx: watch::Sender<Option<Arc<Settings>>>,
     stats: ReloadStats,
+    /// Where each replaced version goes, for incremental transfers.
+    journal: Arc<Journal>,
 }
 
 impl Reloader {
@@ -102,6 +105,7 @@ impl Reloader {
         snapshots: Arc<ArcSwap<Snapshot>>,
         acl: Arc<ArcSwap<QueryAcl>>,
         running: ServerSettings,
+        journal: Arc<Journal>,
     ) -> Self {
         let serial = snapshots.load().serial();
         let (serial_tx, _) = watch::channel(serial);
@@ -110,6 +114,7 @@ impl Reloader {
             snapshots,
             acl,
             running,
+            journal,
             busy: Mutex::new(cache),
             serial_tx,
             settings_tx: watch::channel(None).0,
@@ -222,6 +227,8 @@ impl Reloader {
         candidate.set_serial(serial);
         let (operators, records) = (candidate.operators, candidate.record_count());
         let snapshot = Snapshot::compile(candidate, &self.running, Some(&current));
+        let replaced = current.zone.clone();
+        self.journal.keep(replaced, &snapshot.zone);
         self.snapshots.store(Arc::new(snapshot));
         drop(current);
         crate::parallel::release_freed_memory();

@@ -490,6 +490,20 @@ fn transfers_and_notify_rounds_are_counted_by_outcome() {
     let s = scrape_until(metrics, "NOTIFY refused", |s| notifies(s, "refused") == 1.0);
     assert_eq!(notifies(&s, "acknowledged"), 1.0);
     assert_eq!(notifies(&s, "unanswered"), 0.0);
+
+    // IXFR from the first serial, which the journal keeps: the change alone.
+    let changes = secondaries::transfer(&ixfr).expect("IXFR");
+    let soas = changes
+        .records()
+        .iter()
+        .filter(|r| r.record_type() == RecordType::SOA)
+        .count();
+    assert_eq!(soas, 4, "an incremental answer");
+    let s = scrape_until(metrics, "incremental", |s| {
+        transfers(s, "incremental") == 1.0
+    });
+    assert_eq!(transfers(&s, "full"), 1.0);
+    assert_eq!(transfers(&s, "up_to_date"), 1.0);
 }
 
 #[test]

@@ -220,23 +220,26 @@ fn knot_and_nsd_secondaries_serve_what_bsf_dns_serves() {
         .collect();
     let queries = queries_for(&owners, &name("lwm2m.org."));
     assert!(queries.len() >= 500, "only {} queries", queries.len());
-    for (peer, addr) in [("knot", knot_addr), ("nsd", nsd_addr)] {
-        let (compared, differences, additional) = compare(primary, addr, &queries);
-        assert!(
-            differences.is_empty(),
-            "{peer} differs from bsf-dns in {} of {compared} answers; first ones:\n{}",
-            differences.len(),
-            differences
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        eprintln!(
-            "{peer}: {compared} answers identical to bsf-dns (rcode, AA, answer set with TTLs, negative SOA); additional sections differ in {additional}"
-        );
-    }
+    let same_answers = |queries: &[(Name, RecordType)]| {
+        for (peer, addr) in [("knot", knot_addr), ("nsd", nsd_addr)] {
+            let (compared, differences, additional) = compare(primary, addr, queries);
+            assert!(
+                differences.is_empty(),
+                "{peer} differs from bsf-dns in {} of {compared} answers; first ones:\n{}",
+                differences.len(),
+                differences
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            eprintln!(
+                "{peer}: {compared} answers identical to bsf-dns (rcode, AA, answer set with TTLs, negative SOA); additional sections differ in {additional}"
+            );
+        }
+    };
+    same_answers(&queries);
 
     // A template change: bsf-dns reloads, NOTIFYs, and both secondaries serve the change.
     let template = zones.join("313-460.toml");
@@ -271,8 +274,33 @@ fn knot_and_nsd_secondaries_serve_what_bsf_dns_serves() {
         "both secondaries serve serial {new_serial} {:?} after bsf-dns did",
         changed.elapsed()
     );
-    // They learnt it from NOTIFY (the SOA refresh timer is an hour), and said so.
+    // Each took only the change, by IXFR (RFC 1995), and applied it: every answer is the
+    // primary's again.
     let log = bsf.log_text();
+    for source in ["127.0.0.2", "127.0.0.3"] {
+        assert!(
+            log.lines().any(|l| l.contains("zone transferred")
+                && l.contains(&format!("peer={source}:"))
+                && l.contains("kind=\"IXFR\"")
+                && l.contains("sent=\"incremental\"")
+                && l.contains(&format!("from_serial={serial}"))),
+            "no incremental transfer to {source}\n{}",
+            bsf.log_tail()
+        );
+    }
+    // None fell back to a whole transfer (as a secondary does when it cannot apply one).
+    let whole_after = log.lines().any(|l| {
+        l.contains("zone transferred")
+            && l.contains(&format!(" serial={new_serial} "))
+            && !l.contains("sent=\"incremental\"")
+    });
+    assert!(
+        !whole_after,
+        "a whole transfer of the new serial\n{}",
+        bsf.log_tail()
+    );
+    same_answers(&queries);
+    // They learnt it from NOTIFY (the SOA refresh timer is an hour), and said so.
     for port in [knot_port, nsd_port] {
         let acked = format!("secondary=127.0.0.1:{port} serial={new_serial}");
         assert!(

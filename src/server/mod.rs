@@ -201,6 +201,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let journal = Arc::new(crate::transfer::journal::Journal::new());
         let cx = Arc::new(tcp::TcpContext {
             snapshots: snapshots.clone(),
             acl: acl.clone(),
@@ -210,6 +211,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             tracker: tracker.clone(),
             log_queries: options.log_queries,
             transfer: transfer.clone(),
+            journal: journal.clone(),
             stats: stats.clone(),
         });
         let mut accept_tasks = Vec::new();
@@ -223,6 +225,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             snapshots.clone(),
             acl.clone(),
             running,
+            journal,
         ));
         // Scale-out: NOTIFY on serial changes, transfer settings kept current.
         crate::transfer::start(

@@ -35,6 +35,8 @@ pub struct TcpContext {
     pub log_queries: bool,
     /// `allow-transfer`, TSIG keys (for AXFR/IXFR, answered by `crate::transfer`).
     pub transfer: crate::transfer::SharedSettings,
+    /// Earlier versions of the zone, for incremental transfers.
+    pub journal: Arc<crate::transfer::journal::Journal>,
     pub stats: Arc<ServerStats>,
 }
 
@@ -106,6 +108,7 @@ async fn serve_connection(
                 peer,
                 &cx.snapshots,
                 &cx.transfer,
+                &cx.journal,
                 stats,
             )
             .await?;

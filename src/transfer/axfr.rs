@@ -1,6 +1,8 @@
-//! The messages of a zone transfer: AXFR (RFC 5936) and AXFR-style IXFR (RFC 1995 §4).
+//! The messages of a zone transfer: AXFR (RFC 5936), incremental IXFR and AXFR-style IXFR
+//! (RFC 1995 §4).
 //!
-//! A transfer is the SOA, every record of the zone in canonical order, and the SOA again, split
+//! A whole transfer is the SOA, every record of the zone in canonical order, and the SOA
+//! again; an incremental one the SOAs around the records deleted and added; either is split
 //! over as many messages as needed. Each message is filled to about [`TARGET_MESSAGE_SIZE`]
 //! (16 KiB: large enough that framing and signing cost little, small enough that a reader
 //! never buffers much) and never past [`HARD_LIMIT`], which leaves room for OPT and TSIG under
@@ -13,6 +15,7 @@ use std::iter::Peekable;
 use hickory_proto::rr::Record;
 
 use super::message::{EncodeError, MessageWriter, Section, FLAG_AA, FLAG_QR};
+use crate::zone::diff::ZoneDiff;
 use crate::zone::Zone;
 
 /// Size a message is filled to before the next one starts.
@@ -53,6 +56,36 @@ impl<'z, 'q> Transfer<'z, 'q> {
         let closing = zone.soa().cloned();
         let records: Box<dyn Iterator<Item = Record> + Send + 'z> =
             Box::new(zone.records().chain(closing));
+        Transfer {
+            echo,
+            records: records.peekable(),
+            first: true,
+            records_sent: 0,
+        }
+    }
+
+    /// What changed since the client's version (RFC 1995 §4): the new SOA, then one
+    /// difference sequence — the client's SOA, the records to delete, the new SOA, the records
+    /// to add — and the new SOA again. Versions in between are condensed into the one
+    /// sequence, which takes the client to the same zone.
+    pub fn incremental(
+        zone: &'z Zone,
+        theirs: &Zone,
+        diff: ZoneDiff,
+        echo: Echo<'q>,
+    ) -> Transfer<'z, 'q> {
+        let new_soa = zone.soa().cloned();
+        let old_soa = theirs.soa().cloned();
+        let records: Box<dyn Iterator<Item = Record> + Send + 'z> = Box::new(
+            new_soa
+                .clone()
+                .into_iter()
+                .chain(old_soa)
+                .chain(diff.deleted)
+                .chain(new_soa.clone())
+                .chain(diff.added)
+                .chain(new_soa),
+        );
         Transfer {
             echo,
             records: records.peekable(),
@@ -119,7 +152,7 @@ mod tests {
     use crate::config::Settings;
     use crate::template::TemplateSet;
     use hickory_proto::op::Message;
-    use hickory_proto::rr::RecordType;
+    use hickory_proto::rr::{Name, RData, RecordType};
     use std::path::Path;
 
     fn zone(operators: usize) -> Zone {
@@ -189,6 +222,46 @@ mod tests {
             assert_eq!(*got, want);
         }
         assert_eq!(transfer.records_sent, records.len());
+    }
+
+    #[test]
+    fn incremental_is_one_sequence_between_the_soas() {
+        let old = zone(3);
+        let mut new = zone(3);
+        new.set_serial(43);
+        let soa = new.soa().unwrap().clone();
+        let mut gone = soa.clone();
+        gone.name = Name::from_ascii("gone.lwm2m.org.").unwrap();
+        let mut came = soa.clone();
+        came.name = Name::from_ascii("came.lwm2m.org.").unwrap();
+        let diff = ZoneDiff {
+            deleted: vec![gone],
+            added: vec![came],
+        };
+        let question = b"\x05lwm2m\x03org\x00\x00\xfb\x00\x01";
+        let mut transfer = Transfer::incremental(&new, &old, diff, echo(question));
+        let parsed = Message::from_vec(&transfer.next_message().unwrap().unwrap()).unwrap();
+        assert!(transfer.next_message().is_none());
+        let summary: Vec<(String, u32)> = parsed
+            .answers
+            .iter()
+            .map(|r| match &r.data {
+                RData::SOA(soa) => (r.name.to_ascii(), soa.serial),
+                _ => (r.name.to_ascii(), 0),
+            })
+            .collect();
+        let apex = "lwm2m.org.".to_string();
+        assert_eq!(
+            summary,
+            [
+                (apex.clone(), 43),
+                (apex.clone(), 42),
+                ("gone.lwm2m.org.".into(), 43),
+                (apex.clone(), 43),
+                ("came.lwm2m.org.".into(), 43),
+                (apex, 43)
+            ]
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! NOTIFY when the serial changes, TSIG and the `allow-transfer` access list.
 //!
 //! bsf-dns can be a hidden primary: secondaries take the compiled zone by AXFR and serve it
-//! themselves; a reload that changes the serial NOTIFYs them and they transfer again.
+//! themselves; a reload that changes the serial NOTIFYs them and they transfer again, by
+//! IXFR only what changed when the journal still has their version.
 //!
 //! Layout:
 //! - `settings`: `[[tsig-key]]`, `[access] allow-transfer`, `notify`, validated;
 //! - `tsig`: RFC 8945 signatures (verify requests, sign responses and sequences);
 //! - `message`: response bytes with name compression;
 //! - `axfr`: a transfer as a sequence of messages from one snapshot;
+//! - `journal`: earlier versions of the zone, for incremental transfers (IXFR);
 //! - `notify`: the NOTIFY rounds;
 //! - `stats`: how transfers and NOTIFYs ended, for the metrics endpoint;
 //! - here: the TCP hook ([`answer`]) that runs a transfer request through TSIG, zone and
@@ -28,6 +30,7 @@
 //! outside the device networks an `allow-query` list names.
 
 pub mod axfr;
+pub mod journal;
 pub mod message;
 pub mod notify;
 pub mod settings;
@@ -50,7 +53,10 @@ use crate::wire::query::{
     parse, LowerName, Query, CLASS_IN, FLAG_RD, OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR,
 };
 use crate::wire::Snapshot;
+use crate::zone::diff::ZoneDiff;
+use crate::zone::Zone;
 use axfr::{Echo, Transfer};
+use journal::Journal;
 use message::{MessageWriter, FLAG_QR};
 use settings::{Decision, TransferSettings};
 use stats::{TransferOutcome, TransferStats};
@@ -124,6 +130,7 @@ pub async fn answer<W: AsyncWrite + Unpin>(
     peer: SocketAddr,
     snapshots: &ArcSwap<Snapshot>,
     settings: &ArcSwap<TransferSettings>,
+    journal: &Journal,
     stats: &TransferStats,
 ) -> std::io::Result<()> {
     let started = Instant::now();
@@ -217,13 +224,27 @@ pub async fn answer<W: AsyncWrite + Unpin>(
     }
 
     let zone = &snapshot.zone;
-    let up_to_date = question.qtype == TYPE_IXFR
-        && ixfr_serial(&query, question.raw.len())
-            .is_some_and(|theirs| serial_at_least(theirs, zone.serial));
-    let mut transfer = if up_to_date {
-        Transfer::soa_only(zone, echo)
+    let mut transfer_changes = None;
+    let their_serial = if question.qtype == TYPE_IXFR {
+        ixfr_serial(&query, question.raw.len())
     } else {
-        Transfer::full(zone, echo)
+        None
+    };
+    let outcome = match their_serial {
+        Some(theirs) if serial_at_least(theirs, zone.serial) => TransferOutcome::UpToDate,
+        Some(theirs) => match changes_since(journal, theirs, zone) {
+            Some(changes) => {
+                transfer_changes = Some(changes);
+                TransferOutcome::Incremental
+            }
+            None => TransferOutcome::Full,
+        },
+        None => TransferOutcome::Full,
+    };
+    let mut transfer = match (outcome, transfer_changes) {
+        (TransferOutcome::UpToDate, _) => Transfer::soa_only(zone, echo),
+        (_, Some((theirs, diff))) => Transfer::incremental(zone, &theirs, diff, echo),
+        _ => Transfer::full(zone, echo),
     };
     let (mut messages, mut octets) = (0usize, 0usize);
     let sent = async {
@@ -250,17 +271,14 @@ pub async fn answer<W: AsyncWrite + Unpin>(
         stats.transfer(TransferOutcome::Failed);
         return Err(error);
     }
-    stats.transfer(if up_to_date {
-        TransferOutcome::UpToDate
-    } else {
-        TransferOutcome::Full
-    });
+    stats.transfer(outcome);
     tracing::info!(
         %peer,
         key = key_label,
         kind,
         serial = zone.serial,
-        up_to_date,
+        from_serial = their_serial,
+        sent = outcome.label(),
         messages,
         records = transfer.records_sent,
         octets,
@@ -268,6 +286,15 @@ pub async fn answer<W: AsyncWrite + Unpin>(
         "zone transferred"
     );
     Ok(())
+}
+
+/// The changes from the client's version to `zone`, when the journal still has that version
+/// and the changes are fewer records than the zone (otherwise the zone itself is the smaller
+/// answer).
+fn changes_since(journal: &Journal, theirs: u32, zone: &Zone) -> Option<(Arc<Zone>, ZoneDiff)> {
+    let old = journal.find(theirs)?;
+    let diff = crate::zone::diff::diff(&old, zone);
+    (diff.len() < zone.record_count()).then_some((old, diff))
 }
 
 /// A header-and-question response with `rcode` (and OPT when asked for), unsigned.
@@ -418,9 +445,12 @@ mod tests {
         };
         let peer: SocketAddr = "127.0.0.1:5353".parse().unwrap();
         let stats = TransferStats::default();
-        answer(&mut conn, &request, peer, &snapshots, &settings, &stats)
-            .await
-            .unwrap();
+        let journal = journal::Journal::new();
+        answer(
+            &mut conn, &request, peer, &snapshots, &settings, &journal, &stats,
+        )
+        .await
+        .unwrap();
         assert_eq!(stats.transfers(TransferOutcome::Full), 1);
         // The swap happened during the transfer...
         assert_eq!(snapshots.load().serial(), 200);

@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// How a transfer request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferOutcome {
-    /// The whole zone was sent (AXFR, or IXFR from an older serial).
+    /// The whole zone was sent (AXFR, or IXFR from a serial the journal no longer has).
     Full,
+    /// IXFR from a kept older serial: only what changed since was sent.
+    Incremental,
     /// IXFR from the serial served: the SOA alone was sent.
     UpToDate,
     /// Refused: address, key, TSIG or zone (the reason is logged).
@@ -27,8 +29,9 @@ pub enum NotifyOutcome {
 }
 
 impl TransferOutcome {
-    pub const ALL: [TransferOutcome; 4] = [
+    pub const ALL: [TransferOutcome; 5] = [
         TransferOutcome::Full,
+        TransferOutcome::Incremental,
         TransferOutcome::UpToDate,
         TransferOutcome::Refused,
         TransferOutcome::Failed,
@@ -37,6 +40,7 @@ impl TransferOutcome {
     pub fn label(self) -> &'static str {
         match self {
             TransferOutcome::Full => "full",
+            TransferOutcome::Incremental => "incremental",
             TransferOutcome::UpToDate => "up_to_date",
             TransferOutcome::Refused => "refused",
             TransferOutcome::Failed => "failed",

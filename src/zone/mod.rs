@@ -7,9 +7,11 @@
 //! Layout:
 //! - `build`: settings + templates → records (DESIGN.md §3), empty non-terminals included;
 //! - `lookup`: the authoritative answer logic as a pure function;
-//! - `export`: the RFC 1035 master-file form.
+//! - `export`: the RFC 1035 master-file form;
+//! - `diff`: what changed between two versions, for incremental transfers.
 
 mod build;
+pub mod diff;
 pub mod export;
 pub mod lookup;
 pub mod serial;
@@ -214,6 +216,18 @@ impl Part {
         }
     }
 
+    /// The part's records in canonical order of their owners: its share of a transfer.
+    pub fn records_in_order(&self) -> Vec<Record> {
+        let nodes = self.nodes();
+        let mut sorted: Vec<(Vec<u8>, &Node)> =
+            nodes.iter().map(|(k, n)| (canonical_key(k), n)).collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sorted
+            .into_iter()
+            .flat_map(|(_, n)| n.rrsets.iter().flat_map(|s| s.records.iter().cloned()))
+            .collect()
+    }
+
     /// Whether two parts were built from the same inputs (and so hold the same records).
     pub fn same_inputs(&self, other: &Part) -> bool {
         self.built_from(other.mcc, &other.templates, &other.apex, other.default_ttl)
@@ -376,16 +390,7 @@ impl Zone {
             .map(owned)
             .into_iter()
             .flatten()
-            .chain(self.parts.values().flat_map(move |part| {
-                let nodes = part.nodes();
-                let mut sorted: Vec<(Vec<u8>, &Node)> =
-                    nodes.iter().map(|(k, n)| (canonical_key(k), n)).collect();
-                sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                sorted
-                    .into_iter()
-                    .flat_map(|(_, n)| owned(n))
-                    .collect::<Vec<Record>>()
-            }))
+            .chain(self.parts.values().flat_map(|part| part.records_in_order()))
             .chain(rest.into_iter().flat_map(owned))
     }
 

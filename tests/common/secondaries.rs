@@ -457,7 +457,7 @@ pub fn transfer(request: &TransferRequest<'_>) -> Result<TransferResult, String>
         raw: Vec::new(),
         messages: Vec::new(),
     };
-    let mut soas = 0;
+    let mut end = TransferEnd::default();
     for _ in 0..100_000 {
         let raw = read_message(&mut stream)
             .map_err(|e| format!("reading message {}: {e}", result.raw.len() + 1))?;
@@ -469,22 +469,99 @@ pub fn transfer(request: &TransferRequest<'_>) -> Result<TransferResult, String>
             }
         }
         let error = parsed.metadata.response_code != ResponseCode::NoError;
-        soas += parsed
-            .answers
-            .iter()
-            .filter(|r| r.record_type() == RecordType::SOA)
-            .count();
+        for record in &parsed.answers {
+            end.see(record);
+        }
         let single_soa = request.qtype == RecordType::IXFR
             && result.messages.is_empty()
             && parsed.answers.len() == 1
-            && soas == 1;
+            && end.records == 1;
         result.raw.push(raw);
         result.messages.push(parsed);
-        if error || soas >= 2 || single_soa {
+        if error || end.done || single_soa {
             return Ok(result);
         }
     }
     Err("more than 100,000 messages".into())
+}
+
+/// Where a transfer's records end (RFC 1995 §4, RFC 5936 §2.2): a whole zone at the second SOA
+/// with the first's serial; an incremental one (a second record that is an SOA) after
+/// difference sequences of SOA (old), deletions, SOA (new), additions, at an SOA with the
+/// first's serial where the next sequence would start, after a sequence that reached it.
+#[derive(Default)]
+struct TransferEnd {
+    records: usize,
+    newest: Option<u32>,
+    incremental: bool,
+    /// SOAs seen after the first, and the serial of the last "new" one.
+    soas: usize,
+    reached: Option<u32>,
+    done: bool,
+}
+
+impl TransferEnd {
+    fn see(&mut self, record: &Record) {
+        self.records += 1;
+        let serial = match &record.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        };
+        if self.records == 1 {
+            self.newest = serial;
+            return;
+        }
+        if self.records == 2 {
+            self.incremental = serial.is_some();
+        }
+        let Some(serial) = serial else {
+            return;
+        };
+        if !self.incremental {
+            self.done = Some(serial) == self.newest;
+            return;
+        }
+        self.soas += 1;
+        if self.soas.is_multiple_of(2) {
+            self.reached = Some(serial);
+        } else if self.soas > 1 && self.reached == self.newest && Some(serial) == self.newest {
+            self.done = true;
+        }
+    }
+}
+
+/// An incremental transfer's difference sequences: (old serial, deleted, new serial, added),
+/// read from a complete response's records (after the first SOA).
+pub fn difference_sequences(records: &[&Record]) -> Vec<(u32, Vec<Record>, u32, Vec<Record>)> {
+    let serial = |r: &Record| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    };
+    let mut sequences = Vec::new();
+    let mut rest = records
+        .get(1..records.len().saturating_sub(1))
+        .unwrap_or_default()
+        .iter();
+    while let Some(first) = rest.next() {
+        let old = serial(first).expect("a sequence starts with an SOA");
+        let mut deleted = Vec::new();
+        let mut new = None;
+        for record in rest.by_ref() {
+            if let Some(s) = serial(record) {
+                new = Some(s);
+                break;
+            }
+            deleted.push((*record).clone());
+        }
+        let mut added = Vec::new();
+        let mut peek = rest.clone().peekable();
+        while let Some(record) = peek.next_if(|r| serial(r).is_none()) {
+            added.push((*record).clone());
+            rest.next();
+        }
+        sequences.push((old, deleted, new.expect("a new SOA"), added));
+    }
+    sequences
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,170 @@
+//! What changed between two versions of the zone: the records deleted and added, for
+//! incremental zone transfers (IXFR, RFC 1995).
+//!
+//! The zone is compared part by part. Parts built from the same inputs hold the same records
+//! (`Part::same_inputs`), and a reload shares unchanged parts between versions, so those are
+//! skipped without being enumerated: a one-template change costs one country's records,
+//! whatever the size of the zone. Changed parts are enumerated (rebuilt from their templates
+//! when their records were released) and compared record by record in wire form, TTL included,
+//! so that a TTL change is a deletion and an addition, as a secondary must see it. The SOA is
+//! left out: an IXFR response carries the two SOAs around the lists.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+
+use super::{Node, Part, Zone};
+
+/// The records to delete from the older version and to add to it to get the newer one, each
+/// list in the zone's transfer order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ZoneDiff {
+    pub deleted: Vec<Record>,
+    pub added: Vec<Record>,
+}
+
+impl ZoneDiff {
+    pub fn len(&self) -> usize {
+        self.deleted.len() + self.added.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The difference from `old` to `new` (apart from the SOA).
+pub fn diff(old: &Zone, new: &Zone) -> ZoneDiff {
+    let mut result = ZoneDiff::default();
+    let apex_records = |zone: &Zone| -> Vec<Record> {
+        let mut nodes: Vec<&Node> = zone.apex_nodes.iter().map(|(_, n)| n).collect();
+        // Any order will do for the apex's few names, as long as it is the same every time.
+        nodes.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        nodes
+            .into_iter()
+            .flat_map(|n| n.rrsets.iter())
+            .filter(|set| set.rtype != RecordType::SOA)
+            .flat_map(|set| set.records.iter().cloned())
+            .collect()
+    };
+    compare(apex_records(old), apex_records(new), &mut result);
+    let mccs: std::collections::BTreeSet<_> = old.parts.keys().chain(new.parts.keys()).collect();
+    for mcc in mccs {
+        let (before, after) = (old.parts.get(mcc), new.parts.get(mcc));
+        if let (Some(a), Some(b)) = (before, after) {
+            if Arc::ptr_eq(a, b) || a.same_inputs(b) {
+                continue;
+            }
+        }
+        compare(part_records(before), part_records(after), &mut result);
+    }
+    result
+}
+
+fn part_records(part: Option<&Arc<Part>>) -> Vec<Record> {
+    part.map_or_else(Vec::new, |part| part.records_in_order())
+}
+
+/// Adds to `result` what `before` has and `after` lacks, and the reverse, keeping each list's
+/// order.
+fn compare(before: Vec<Record>, after: Vec<Record>, result: &mut ZoneDiff) {
+    let key = |record: &Record| record.to_bytes().unwrap_or_default();
+    let before_keys: HashSet<Vec<u8>> = before.iter().map(key).collect();
+    let after_keys: HashSet<Vec<u8>> = after.iter().map(key).collect();
+    result
+        .deleted
+        .extend(before.into_iter().filter(|r| !after_keys.contains(&key(r))));
+    result
+        .added
+        .extend(after.into_iter().filter(|r| !before_keys.contains(&key(r))));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::template::TemplateSet;
+    use std::path::Path;
+
+    fn zone(files: &[(&str, &str)], previous: Option<&Zone>) -> Zone {
+        let set = TemplateSet::from_texts(files.iter().map(|(p, t)| (Path::new(*p), *t))).unwrap();
+        crate::zone::build(&Settings::default().zone, &set, 7, previous).unwrap()
+    }
+
+    const A: &str = "mcc = \"313\"\nmnc = [\"460\"]\naddresses = [\"192.0.2.1\"]\n[[bootstrap]]\nuri = \"coaps://a.example:5684\"\n";
+    const B: &str = "mcc = \"262\"\nmnc = [\"01\"]\naddresses = [\"192.0.2.2\"]\n[[bootstrap]]\nuri = \"coaps://b.example:5684\"\n";
+
+    /// Applies a diff to a record list the way a secondary does.
+    fn apply(records: &[Record], diff: &ZoneDiff) -> Vec<Vec<u8>> {
+        let deleted: HashSet<Vec<u8>> =
+            diff.deleted.iter().map(|r| r.to_bytes().unwrap()).collect();
+        let mut out: Vec<Vec<u8>> = records
+            .iter()
+            .map(|r| r.to_bytes().unwrap())
+            .filter(|k| !deleted.contains(k))
+            .collect();
+        out.extend(diff.added.iter().map(|r| r.to_bytes().unwrap()));
+        out.sort();
+        out
+    }
+
+    fn without_soa(zone: &Zone) -> Vec<Record> {
+        zone.records()
+            .filter(|r| r.record_type() != RecordType::SOA)
+            .collect()
+    }
+
+    #[test]
+    fn a_changed_added_and_removed_network_and_nothing_else() {
+        let old = zone(&[("a.toml", A), ("b.toml", B)], None);
+        let same = zone(&[("a.toml", A), ("b.toml", B)], Some(&old));
+        assert!(diff(&old, &same).is_empty());
+
+        // One address changed: its A record goes, the new one comes, nothing else moves.
+        let changed = A.replace("192.0.2.1", "192.0.2.9");
+        let new = zone(&[("a.toml", &changed), ("b.toml", B)], Some(&old));
+        let d = diff(&old, &new);
+        assert_eq!((d.deleted.len(), d.added.len()), (1, 1), "{d:?}");
+        assert_eq!(d.deleted[0].data.to_string(), "192.0.2.1");
+        assert_eq!(d.added[0].data.to_string(), "192.0.2.9");
+        let mut want: Vec<Vec<u8>> = without_soa(&new)
+            .iter()
+            .map(|r| r.to_bytes().unwrap())
+            .collect();
+        want.sort();
+        assert_eq!(apply(&without_soa(&old), &d), want);
+
+        // A TTL change is a deletion and an addition of every record it touches.
+        let ttl = format!("ttl = 60\n{A}");
+        let new = zone(&[("a.toml", &ttl), ("b.toml", B)], Some(&old));
+        let d = diff(&old, &new);
+        assert!(
+            !d.added.is_empty() && d.added.len() == d.deleted.len(),
+            "{d:?}"
+        );
+        assert!(d.added.iter().all(|r| r.ttl == 60));
+
+        // A network removed (its country with it) and one added.
+        let c = B.replace("262", "208");
+        let new = zone(&[("a.toml", A), ("c.toml", &c)], Some(&old));
+        let d = diff(&old, &new);
+        assert!(
+            d.deleted
+                .iter()
+                .all(|r| r.name.to_ascii().contains("mcc262")),
+            "{d:?}"
+        );
+        assert!(
+            d.added.iter().all(|r| r.name.to_ascii().contains("mcc208")),
+            "{d:?}"
+        );
+        let mut want: Vec<Vec<u8>> = without_soa(&new)
+            .iter()
+            .map(|r| r.to_bytes().unwrap())
+            .collect();
+        want.sort();
+        assert_eq!(apply(&without_soa(&old), &d), want);
+    }
+}
