@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - `udp`: the batched UDP workers (the hot path, plain threads);
+//! - `pktinfo`: answering from the queried address on wildcard sockets;
 //! - `tcp`: RFC 7766 connections on a small Tokio runtime;
 //! - `access`: the `allow-query` check;
 //! - `stats`: counts of what was answered, kept off the packet path's way;
@@ -13,6 +14,7 @@
 
 pub mod access;
 mod metrics;
+mod pktinfo;
 pub mod stats;
 mod tcp;
 mod udp;

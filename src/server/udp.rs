@@ -28,6 +28,7 @@ use crate::wire::{Responder, Snapshot, Verdict};
 use crate::zone::Transport;
 
 use super::access::QueryAcl;
+use super::pktinfo::{self, ControlBuffer, Destination};
 use super::stats::{Counters, Outcome};
 
 /// Packets per system call. 64 amortises the syscall well beyond the point of diminishing
@@ -54,6 +55,10 @@ pub fn bind(addr: SocketAddr, shared: bool) -> io::Result<Socket> {
     }
     if shared {
         socket.set_reuse_port(true)?;
+    }
+    if addr.ip().is_unspecified() {
+        // Answers must come from the address each query was sent to (`super::pktinfo`).
+        pktinfo::enable(&socket, addr.is_ipv6())?;
     }
     // Room for bursts: a larger receive queue trades memory for fewer drops under load.
     let _ = socket.set_recv_buffer_size(4 << 20);
@@ -122,10 +127,16 @@ struct Batch {
     send_hdrs: [libc::mmsghdr; BATCH],
     slots: [PacketSlot; BATCH],
     recv_bufs: Vec<[u8; RECV_STRIDE]>,
+    /// On a wildcard socket: each datagram's destination as the kernel reports it, and the
+    /// answers' source addresses (`super::pktinfo`). Unused (not given to the kernel) on a
+    /// socket bound to one address.
+    wildcard: bool,
+    recv_control: [ControlBuffer; BATCH],
+    send_control: [ControlBuffer; BATCH],
 }
 
 impl Batch {
-    fn new() -> Box<Batch> {
+    fn new(wildcard: bool) -> Box<Batch> {
         // SAFETY: all-zero is a valid value for these plain C structs.
         let zeroed_hdr: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
         let slot = || PacketSlot {
@@ -149,6 +160,9 @@ impl Batch {
             send_hdrs: [zeroed_hdr; BATCH],
             slots: std::array::from_fn(|_| slot()),
             recv_bufs: vec![[0u8; RECV_STRIDE]; BATCH],
+            wildcard,
+            recv_control: [ControlBuffer::new(); BATCH],
+            send_control: [ControlBuffer::new(); BATCH],
         });
         batch.wire();
         batch
@@ -165,8 +179,12 @@ impl Batch {
             hdr.msg_name = (&mut slot.addr as *mut libc::sockaddr_storage).cast();
             hdr.msg_iov = &mut slot.recv_iov;
             hdr.msg_iovlen = 1;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
+            if self.wildcard {
+                hdr.msg_control = self.recv_control[i].0.as_mut_ptr().cast();
+            } else {
+                hdr.msg_control = std::ptr::null_mut();
+                hdr.msg_controllen = 0;
+            }
         }
         self.rearm(BATCH);
     }
@@ -178,6 +196,9 @@ impl Batch {
                 std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdr.msg_hdr.msg_flags = 0;
             hdr.msg_len = 0;
+            if self.wildcard {
+                hdr.msg_hdr.msg_controllen = std::mem::size_of::<ControlBuffer>() as _;
+            }
         }
     }
 }
@@ -223,7 +244,12 @@ fn run(
     let mut snapshots = Cache::new(snapshots);
     let mut acl = Cache::new(acl);
     let fd = socket.as_raw_fd();
-    let mut batch = Batch::new();
+    let wildcard = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .is_some_and(|a| a.ip().is_unspecified());
+    let mut batch = Batch::new(wildcard);
     let mut responder = Responder::new();
     let mut used = 0;
     loop {
@@ -274,6 +300,15 @@ fn run(
                 counters.count_as_sole_writer(Outcome::Dropped);
                 continue;
             };
+            let destination = if batch.wildcard {
+                pktinfo::destination(&batch.recv_hdrs[i].msg_hdr)
+            } else {
+                Destination::Unknown
+            };
+            if destination == Destination::NotUnicast {
+                counters.count_as_sole_writer(Outcome::Dropped);
+                continue;
+            }
             let slot = &mut batch.slots[i];
             let allowed =
                 acl.allows_all() || source_ip(&slot.addr).is_some_and(|ip| acl.allows(ip));
@@ -307,6 +342,14 @@ fn run(
             hdr.msg_namelen = batch.recv_hdrs[i].msg_hdr.msg_namelen;
             hdr.msg_iov = &mut slot.send_iov;
             hdr.msg_iovlen = 1;
+            if let Destination::Local { address, ifindex } = destination {
+                let control = &mut batch.send_control[to_send];
+                hdr.msg_controllen = pktinfo::write_source(control, address, ifindex) as _;
+                hdr.msg_control = control.0.as_mut_ptr().cast();
+            } else if batch.wildcard {
+                hdr.msg_control = std::ptr::null_mut();
+                hdr.msg_controllen = 0;
+            }
             to_send += 1;
         }
         send_all(fd, &mut batch.send_hdrs[..to_send]);
