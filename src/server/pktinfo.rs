@@ -127,7 +127,7 @@ pub fn destination(hdr: &libc::msghdr) -> Destination {
 /// its length (for `msg_controllen`).
 pub fn write_source(buffer: &mut ControlBuffer, address: IpAddr, ifindex: u32) -> usize {
     buffer.0 = [0; 64];
-    let mut hdr: libc::msghdr = unsafe_zeroed_msghdr();
+    let mut hdr: libc::msghdr = zeroed_msghdr();
     hdr.msg_control = buffer.0.as_mut_ptr().cast();
     hdr.msg_controllen = buffer.0.len() as _;
     // SAFETY: the buffer is 64 bytes, 8-aligned: room for one header and an in6_pktinfo
@@ -169,7 +169,7 @@ pub fn write_source(buffer: &mut ControlBuffer, address: IpAddr, ifindex: u32) -
     }
 }
 
-fn unsafe_zeroed_msghdr() -> libc::msghdr {
+fn zeroed_msghdr() -> libc::msghdr {
     // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
     unsafe { std::mem::MaybeUninit::zeroed().assume_init() }
 }
@@ -181,7 +181,7 @@ mod tests {
     /// A received header whose control buffer holds what `write_source` wrote, as the kernel
     /// would deliver it for a datagram sent to `address`.
     fn received(buffer: &mut ControlBuffer, len: usize) -> libc::msghdr {
-        let mut hdr = unsafe_zeroed_msghdr();
+        let mut hdr = zeroed_msghdr();
         hdr.msg_control = buffer.0.as_mut_ptr().cast();
         hdr.msg_controllen = len as _;
         hdr

@@ -224,27 +224,23 @@ pub async fn answer<W: AsyncWrite + Unpin>(
     }
 
     let zone = &snapshot.zone;
-    let mut transfer_changes = None;
     let their_serial = if question.qtype == TYPE_IXFR {
         ixfr_serial(&query, question.raw.len())
     } else {
         None
     };
-    let outcome = match their_serial {
-        Some(theirs) if serial_at_least(theirs, zone.serial) => TransferOutcome::UpToDate,
+    let (outcome, changes) = match their_serial {
+        Some(theirs) if serial_at_least(theirs, zone.serial) => (TransferOutcome::UpToDate, None),
         Some(theirs) => match changes_since(journal, theirs, zone) {
-            Some(changes) => {
-                transfer_changes = Some(changes);
-                TransferOutcome::Incremental
-            }
-            None => TransferOutcome::Full,
+            Some(changes) => (TransferOutcome::Incremental, Some(changes)),
+            None => (TransferOutcome::Full, None),
         },
-        None => TransferOutcome::Full,
+        None => (TransferOutcome::Full, None),
     };
-    let mut transfer = match (outcome, transfer_changes) {
-        (TransferOutcome::UpToDate, _) => Transfer::soa_only(zone, echo),
-        (_, Some((theirs, diff))) => Transfer::incremental(zone, &theirs, diff, echo),
-        _ => Transfer::full(zone, echo),
+    let mut transfer = match changes {
+        Some((theirs, diff)) => Transfer::incremental(zone, &theirs, diff, echo),
+        None if outcome == TransferOutcome::UpToDate => Transfer::soa_only(zone, echo),
+        None => Transfer::full(zone, echo),
     };
     let (mut messages, mut octets) = (0usize, 0usize);
     let sent = async {

@@ -199,16 +199,15 @@ fn answer(
                 query.edns,
             )
         };
+        let limit = size_limit(snapshot, transport, query.edns);
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
             || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
         {
-            let limit = size_limit(snapshot, transport, query.edns);
             if !write_chaos(out, snapshot, &query, lower, question, limit) {
                 refuse(out);
             }
             return Verdict::Send;
         }
-        let limit = size_limit(snapshot, transport, query.edns);
         let node = match hash {
             Some(hash) => snapshot.index().get_hashed(hash, lower.as_slice()),
             None => snapshot.node(lower.as_slice()),
@@ -275,23 +274,28 @@ fn write_opt(out: &mut Vec<u8>, snapshot: &Snapshot, extended_rcode: u8, edns: E
         write_opt_with_nsid(out, snapshot, extended_rcode, edns);
         return;
     }
-    let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
-    let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
-    out.extend_from_slice(&[0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, 0, 0]);
+    out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns, 0));
 }
 
 /// `write_opt` for a query that asked for the NSID: kept out of line, as few queries do.
 #[cold]
 #[inline(never)]
 fn write_opt_with_nsid(out: &mut Vec<u8>, snapshot: &Snapshot, extended_rcode: u8, edns: Edns) {
-    let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
-    let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
     let options = identity::nsid_option_len(&snapshot.identity);
-    let [l0, l1] = (options as u16).to_be_bytes();
-    out.extend_from_slice(&[0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, l0, l1]);
+    out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns, options));
     if options != 0 {
         identity::write_nsid_option(out, &snapshot.identity);
     }
+}
+
+/// The OPT record up to its options: owner (root), type, our payload size, extended RCODE,
+/// version 0, the DO bit, RDLENGTH.
+#[inline(always)]
+fn opt_header(snapshot: &Snapshot, extended_rcode: u8, edns: Edns, options: usize) -> [u8; 11] {
+    let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
+    let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
+    let [l0, l1] = (options as u16).to_be_bytes();
+    [0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, l0, l1]
 }
 
 /// Bytes of the OPT record `write_opt` writes for this query (none without EDNS).

@@ -68,17 +68,26 @@ fn part_records(part: Option<&Arc<Part>>) -> Vec<Record> {
 }
 
 /// Adds to `result` what `before` has and `after` lacks, and the reverse, keeping each list's
-/// order.
+/// order. Records are compared in wire form, each encoded once.
 fn compare(before: Vec<Record>, after: Vec<Record>, result: &mut ZoneDiff) {
-    let key = |record: &Record| record.to_bytes().unwrap_or_default();
-    let before_keys: HashSet<Vec<u8>> = before.iter().map(key).collect();
-    let after_keys: HashSet<Vec<u8>> = after.iter().map(key).collect();
-    result
-        .deleted
-        .extend(before.into_iter().filter(|r| !after_keys.contains(&key(r))));
-    result
-        .added
-        .extend(after.into_iter().filter(|r| !before_keys.contains(&key(r))));
+    let keyed = |records: Vec<Record>| -> Vec<(Vec<u8>, Record)> {
+        records
+            .into_iter()
+            .map(|r| (r.to_bytes().unwrap_or_default(), r))
+            .collect()
+    };
+    let (before, after) = (keyed(before), keyed(after));
+    let before_keys: HashSet<&[u8]> = before.iter().map(|(k, _)| k.as_slice()).collect();
+    let after_keys: HashSet<&[u8]> = after.iter().map(|(k, _)| k.as_slice()).collect();
+    let only = |records: &[(Vec<u8>, Record)], other: &HashSet<&[u8]>| -> Vec<Record> {
+        records
+            .iter()
+            .filter(|(k, _)| !other.contains(k.as_slice()))
+            .map(|(_, r)| r.clone())
+            .collect()
+    };
+    result.deleted.extend(only(&before, &after_keys));
+    result.added.extend(only(&after, &before_keys));
 }
 
 #[cfg(test)]

@@ -537,29 +537,26 @@ pub fn difference_sequences(records: &[&Record]) -> Vec<(u32, Vec<Record>, u32, 
         RData::SOA(soa) => Some(soa.serial),
         _ => None,
     };
-    let mut sequences = Vec::new();
-    let mut rest = records
+    let inner = records
         .get(1..records.len().saturating_sub(1))
-        .unwrap_or_default()
-        .iter();
+        .unwrap_or_default();
+    let mut rest = inner.iter().peekable();
+    let mut sequences = Vec::new();
     while let Some(first) = rest.next() {
         let old = serial(first).expect("a sequence starts with an SOA");
         let mut deleted = Vec::new();
-        let mut new = None;
-        for record in rest.by_ref() {
-            if let Some(s) = serial(record) {
-                new = Some(s);
-                break;
-            }
+        while let Some(record) = rest.next_if(|r| serial(r).is_none()) {
             deleted.push((*record).clone());
         }
+        let new = rest
+            .next()
+            .and_then(|r| serial(r))
+            .expect("the new SOA after the deletions");
         let mut added = Vec::new();
-        let mut peek = rest.clone().peekable();
-        while let Some(record) = peek.next_if(|r| serial(r).is_none()) {
+        while let Some(record) = rest.next_if(|r| serial(r).is_none()) {
             added.push((*record).clone());
-            rest.next();
         }
-        sequences.push((old, deleted, new.expect("a new SOA"), added));
+        sequences.push((old, deleted, new, added));
     }
     sequences
 }
