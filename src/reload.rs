@@ -330,12 +330,24 @@ impl InputWatch {
             let settings_file = settings_file.clone();
             let zones_dir = canonical(&inputs.zones_dir);
             move |path: &Path| -> Option<Change> {
-                if path.parent() == Some(zones_dir.as_path()) && is_template_file(path) {
-                    return path.file_name().map(|n| Change::Template(n.to_os_string()));
+                if path.parent() == Some(zones_dir.as_path()) {
+                    if is_template_file(path) {
+                        return path.file_name().map(|n| Change::Template(n.to_os_string()));
+                    }
+                    // A link or directory beside the templates may be what they are read
+                    // through, and its swap gives their own names no event: Kubernetes mounts
+                    // a ConfigMap as `x.toml -> ..data/x.toml` and updates it by renaming a
+                    // new `..data` link over the old one. Look at every file then.
+                    if is_link_or_dir(path) {
+                        return Some(Change::Rescan);
+                    }
                 }
                 settings_file
                     .as_ref()
-                    .is_some_and(|s| path.file_name() == s.file_name() && same_dir(path, s))
+                    .is_some_and(|s| {
+                        same_dir(path, s)
+                            && (path.file_name() == s.file_name() || is_link_or_dir(path))
+                    })
                     .then_some(Change::Settings)
             }
         };
@@ -369,6 +381,11 @@ impl InputWatch {
         }
         Ok(InputWatch { watcher, events })
     }
+}
+
+/// Whether a path is (now) a symbolic link or a directory, without following it.
+fn is_link_or_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink() || m.is_dir())
 }
 
 fn canonical(path: &Path) -> PathBuf {

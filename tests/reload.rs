@@ -102,6 +102,80 @@ fn edits_additions_deletions_and_renames_are_served() {
     );
 }
 
+/// Lays out `dir` as Kubernetes mounts a ConfigMap: the data in a timestamped directory,
+/// `..data` linking to it, and each file a link through `..data`. An update writes a new
+/// directory, renames a new `..data` link over the old one and removes the old directory.
+fn configmap_update(dir: &Path, version: &str, files: &[(&str, String)]) {
+    let data = dir.join(format!("..{version}"));
+    std::fs::create_dir(&data).unwrap();
+    for (name, text) in files {
+        std::fs::write(data.join(name), text).unwrap();
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+    let previous = std::fs::read_link(dir.join("..data")).ok();
+    std::os::unix::fs::symlink(format!("..{version}"), dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    if let Some(previous) = previous {
+        std::fs::remove_dir_all(dir.join(previous)).unwrap();
+    }
+}
+
+#[test]
+fn configmap_style_updates_through_a_swapped_link_are_served() {
+    let (dir, zones) = temp_zones(&[]);
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir(&config_dir).unwrap();
+    let settings = |refresh: u32| format!("[soa]\nrefresh = {refresh}\n");
+    configmap_update(
+        &zones,
+        "2026_11_29_a",
+        &[("313-460.toml", template("192.0.2.1"))],
+    );
+    configmap_update(
+        &config_dir,
+        "2026_11_29_a",
+        &[("settings.toml", settings(1111))],
+    );
+    let server = Server::start(&zones, Some(&config_dir.join("settings.toml")), &[]);
+    let refresh = || match server.ask("lwm2m.org.", RecordType::SOA).answers.first() {
+        Some(record) => match &record.data {
+            RData::SOA(soa) => soa.refresh,
+            _ => 0,
+        },
+        None => 0,
+    };
+    assert_eq!(
+        address_of(&server.ask(NAME, RecordType::A)).as_deref(),
+        Some("192.0.2.1")
+    );
+    assert_eq!(refresh(), 1111);
+
+    // The templates' and the settings' own names see no event: only `..data` changes.
+    configmap_update(
+        &zones,
+        "2026_11_29_b",
+        &[("313-460.toml", template("192.0.2.2"))],
+    );
+    wait_for(
+        "template updated through ..data",
+        Duration::from_secs(5),
+        || address_of(&server.ask(NAME, RecordType::A)).as_deref() == Some("192.0.2.2"),
+    );
+    configmap_update(
+        &config_dir,
+        "2026_11_29_b",
+        &[("settings.toml", settings(2222))],
+    );
+    wait_for(
+        "settings updated through ..data",
+        Duration::from_secs(5),
+        || refresh() == 2222,
+    );
+}
+
 #[test]
 fn bad_edits_keep_the_old_zone_and_name_file_and_line() {
     let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
