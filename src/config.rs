@@ -111,6 +111,10 @@ pub struct ZoneSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     pub listen: Vec<SocketAddr>,
+    /// Whether `listen` is the default (loopback, IPv4 and IPv6) rather than chosen: a default
+    /// address the host cannot have (IPv6 switched off) is skipped with a warning, a chosen one
+    /// stops start-up.
+    pub listen_defaulted: bool,
     /// UDP worker threads per listen address; `None` means one per core.
     pub threads: Option<usize>,
     pub max_udp_payload: u16,
@@ -427,6 +431,7 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
             default_template: raw.default_template.unwrap_or(false),
         },
         server: ServerSettings {
+            listen_defaulted: server_raw.listen.is_none(),
             listen,
             threads,
             max_udp_payload,
@@ -585,6 +590,11 @@ mod tests {
         assert_eq!(s.zone.soa.rname.to_ascii(), "hostmaster.lwm2m.org.");
         assert_eq!(s.zone.ns.len(), 1);
         assert_eq!(s.server.listen, default_listen());
+        assert!(s.server.listen_defaulted);
+        let chosen = "[server]\nlisten = [\"127.0.0.1:1053\", \"[::1]:1053\"]\n";
+        let chosen = Settings::parse(Path::new("s.toml"), chosen).unwrap().server;
+        assert_eq!(chosen.listen, default_listen());
+        assert!(!chosen.listen_defaulted, "written out, the same addresses are chosen");
         assert_eq!(s.server.max_udp_payload, 1232);
         assert!(!s.zone.default_template);
     }

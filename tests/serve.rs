@@ -704,6 +704,68 @@ fn sigterm_stops_cleanly_and_a_taken_port_is_a_clear_error() {
     assert!(server.guard.log_text().contains("stopped"));
 }
 
+/// Runs `script` (sh) in new network and PID namespaces with only a loopback device and IPv6
+/// switched off, as in a container on a host without IPv6; killed after 30 s with every
+/// process in it. `None` where namespaces cannot be made (not root).
+fn without_ipv6(script: &str) -> Option<String> {
+    if !have_tool("unshare") || !have_tool("ip") {
+        return None;
+    }
+    let namespaces = ["-n", "-p", "-f", "--kill-child"];
+    let probe = std::process::Command::new("unshare")
+        .args(namespaces)
+        .arg("true")
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipping: cannot create namespaces here (not root?)");
+        return None;
+    }
+    let setup = "ip link set lo up && echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 \
+                 && echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6";
+    let output = std::process::Command::new("timeout")
+        .args(["-s", "KILL", "30", "unshare"])
+        .args(namespaces)
+        .args(["sh", "-c", &format!("{setup} && {script}")])
+        .output()
+        .expect("run unshare");
+    Some(String::from_utf8_lossy(&[output.stdout, output.stderr].concat()).into_owned())
+}
+
+#[test]
+fn the_default_addresses_serve_on_a_host_without_ipv6_and_chosen_ones_must_bind() {
+    let zones = bundled_zones();
+    let zones = zones.to_str().unwrap();
+    // The quick start (no --listen): ::1 is skipped with a warning, 127.0.0.1 answers.
+    let script = format!(
+        "{BIN} serve --zones {zones} > /tmp/bsf-dns-no-ipv6.$$ 2>&1 & \
+         for i in $(seq 1 100); do \
+           out=$({BIN} resolve --imsi 313460000000001 --server 127.0.0.1:1053 2>&1) && break; \
+           sleep 0.1; \
+         done; \
+         echo \"$out\"; cat /tmp/bsf-dns-no-ipv6.$$; rm -f /tmp/bsf-dns-no-ipv6.$$; \
+         {BIN} serve --zones {zones} --listen [::1]:1053 --listen 127.0.0.1:1054; \
+         echo \"chosen exit $?\""
+    );
+    let Some(output) = without_ipv6(&script) else {
+        return;
+    };
+    assert!(
+        output.contains("coaps://bs.example-op.net:5684"),
+        "{output}"
+    );
+    assert!(
+        output.contains("IPv6 is not available on this host") && output.contains("[::1]:1053"),
+        "{output}"
+    );
+    assert!(
+        output.contains("serving on 127.0.0.1:1053 (UDP and TCP)"),
+        "{output}"
+    );
+    // A chosen address the host cannot have stops start-up, naming it.
+    assert!(output.contains("cannot listen on [::1]:1053"), "{output}");
+    assert!(output.contains("chosen exit 1"), "{output}");
+}
+
 #[test]
 fn bad_templates_refuse_to_start_with_located_error() {
     let (dir, zones) = temp_zones(&[(

@@ -71,6 +71,13 @@ pub enum ServeError {
 const METRICS_PROTO: &str = "metrics, HTTP";
 
 /// `proto`: what the socket is for, as the error says it.
+/// Whether a bind failed because the host has no such address or no such address family
+/// (IPv6 switched off), rather than for a reason the operator must see.
+fn address_family_unavailable(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::AddrNotAvailable
+        || error.raw_os_error() == Some(libc::EAFNOSUPPORT)
+}
+
 fn bind_error(addr: SocketAddr, proto: &'static str, source: std::io::Error) -> ServeError {
     let hint = match source.kind() {
         std::io::ErrorKind::AddrInUse if proto == METRICS_PROTO => {
@@ -132,6 +139,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     let running = server_settings.clone();
     if let Some(listen) = &options.listen {
         server_settings.listen = listen.clone();
+        server_settings.listen_defaulted = false;
     }
     if options.threads.is_some() {
         server_settings.threads = options.threads;
@@ -159,9 +167,27 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     // Bind everything first: a taken port must fail start-up, not a worker later.
     let mut udp_sockets = Vec::new();
     let mut tcp_listeners = Vec::new();
+    let mut unavailable = Vec::new();
     for &requested in &server_settings.listen {
-        let first =
-            udp::bind(requested, threads > 1).map_err(|e| bind_error(requested, "UDP", e))?;
+        let first = match udp::bind(requested, threads > 1) {
+            Ok(socket) => socket,
+            // The default addresses are loopback of both families; a host or container with
+            // IPv6 switched off has no ::1, and the quick start must still run there.
+            Err(error)
+                if server_settings.listen_defaulted
+                    && requested.is_ipv6()
+                    && address_family_unavailable(&error) =>
+            {
+                tracing::warn!(
+                    addr = %requested,
+                    %error,
+                    "IPv6 is not available on this host: not listening on the default IPv6 address (choose addresses with --listen or [server] listen)"
+                );
+                unavailable.push(requested);
+                continue;
+            }
+            Err(error) => return Err(bind_error(requested, "UDP", error)),
+        };
         // With port 0 the kernel picks one; every socket of this address must share it.
         let addr = first
             .local_addr()
@@ -180,6 +206,9 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             bind_tcp(addr).map_err(|e| bind_error(addr, "TCP", e))?,
         ));
     }
+    server_settings
+        .listen
+        .retain(|addr| !unavailable.contains(addr));
     let metrics_listener = match server_settings.metrics {
         Some(addr) => Some(bind_tcp(addr).map_err(|e| bind_error(addr, METRICS_PROTO, e))?),
         None => None,
