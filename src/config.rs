@@ -594,7 +594,10 @@ mod tests {
         let chosen = "[server]\nlisten = [\"127.0.0.1:1053\", \"[::1]:1053\"]\n";
         let chosen = Settings::parse(Path::new("s.toml"), chosen).unwrap().server;
         assert_eq!(chosen.listen, default_listen());
-        assert!(!chosen.listen_defaulted, "written out, the same addresses are chosen");
+        assert!(
+            !chosen.listen_defaulted,
+            "written out, the same addresses are chosen"
+        );
         assert_eq!(s.server.max_udp_payload, 1232);
         assert!(!s.zone.default_template);
     }

@@ -256,14 +256,10 @@ impl Reloader {
     }
 
     /// Reloads after each burst of changes reported by `watch`, until `shutdown`.
-    pub async fn follow(self: Arc<Self>, watch: InputWatch, shutdown: CancellationToken) {
-        let InputWatch {
-            watcher,
-            events: mut rx,
-        } = watch;
+    pub async fn follow(self: Arc<Self>, mut watch: InputWatch, shutdown: CancellationToken) {
         loop {
             let first_change = tokio::select! {
-                event = rx.recv() => match event {
+                event = watch.events.recv() => match event {
                     Some(change) => change,
                     None => break,
                 },
@@ -272,24 +268,17 @@ impl Reloader {
             // The template files named by the burst's events; `None` when the watch lost track
             // (queue overflow) and every file must be looked at.
             let mut changed = Some(HashSet::new());
-            let note = |change: Change, changed: &mut Option<HashSet<OsString>>| match change {
-                Change::Template(name) => {
-                    if let Some(set) = changed.as_mut() {
-                        set.insert(name);
-                    }
-                }
-                Change::Settings => {}
-                Change::Rescan => *changed = None,
-            };
-            note(first_change, &mut changed);
+            let zones_dir = self.inputs.zones_dir.clone();
+            watch.note(first_change, &zones_dir, &mut changed);
             let first = Instant::now();
             loop {
                 let remaining = DEBOUNCE_MAX.saturating_sub(first.elapsed());
                 if remaining.is_zero() {
                     break;
                 }
-                match tokio::time::timeout(DEBOUNCE_QUIET.min(remaining), rx.recv()).await {
-                    Ok(Some(change)) => note(change, &mut changed),
+                match tokio::time::timeout(DEBOUNCE_QUIET.min(remaining), watch.events.recv()).await
+                {
+                    Ok(Some(change)) => watch.note(change, &zones_dir, &mut changed),
                     _ => break,
                 }
             }
@@ -299,7 +288,7 @@ impl Reloader {
             })
             .await;
         }
-        drop(watcher);
+        drop(watch);
     }
 }
 
@@ -309,6 +298,9 @@ impl Reloader {
 pub struct InputWatch {
     watcher: notify::RecommendedWatcher,
     events: mpsc::UnboundedReceiver<Change>,
+    /// The zones directory as the watch now resolves it (its real path): moves when a
+    /// symbolic link given as `--zones` is pointed elsewhere.
+    zones_dir: Arc<std::sync::Mutex<PathBuf>>,
 }
 
 /// What a file event means for the next reload.
@@ -320,17 +312,29 @@ enum Change {
     Settings,
     /// Events were lost: look at every file.
     Rescan,
+    /// The zones directory is a symbolic link, and it was replaced: watch where it points
+    /// now, and look at every file (deploy tools switch a `zones -> releases/N` link).
+    ZonesRelinked,
 }
 
 impl InputWatch {
     pub fn start(inputs: &Inputs) -> notify::Result<InputWatch> {
         let (tx, events) = mpsc::unbounded_channel::<Change>();
         let settings_file = inputs.settings_file.clone();
+        let zones_dir = Arc::new(std::sync::Mutex::new(canonical(&inputs.zones_dir)));
+        let zones_link = zones_link(&inputs.zones_dir);
         let classify = {
             let settings_file = settings_file.clone();
-            let zones_dir = canonical(&inputs.zones_dir);
+            let zones_dir = zones_dir.clone();
+            let zones_link = zones_link.clone();
             move |path: &Path| -> Option<Change> {
-                if path.parent() == Some(zones_dir.as_path()) {
+                if zones_link.as_deref() == Some(path) {
+                    return Some(Change::ZonesRelinked);
+                }
+                let in_zones_dir = zones_dir
+                    .lock()
+                    .is_ok_and(|dir| path.parent() == Some(dir.as_path()));
+                if in_zones_dir {
                     if is_template_file(path) {
                         return path.file_name().map(|n| Change::Template(n.to_os_string()));
                     }
@@ -372,6 +376,10 @@ impl InputWatch {
                 }
             })?;
         watcher.watch(&canonical(&inputs.zones_dir), RecursiveMode::NonRecursive)?;
+        // The link itself lives in its parent directory: watch that for its replacement.
+        if let Some(parent) = zones_link.as_deref().and_then(Path::parent) {
+            watcher.watch(parent, RecursiveMode::NonRecursive)?;
+        }
         if let Some(file) = &settings_file {
             let dir = file
                 .parent()
@@ -379,8 +387,74 @@ impl InputWatch {
                 .unwrap_or(Path::new("."));
             watcher.watch(&canonical(dir), RecursiveMode::NonRecursive)?;
         }
-        Ok(InputWatch { watcher, events })
+        Ok(InputWatch {
+            watcher,
+            events,
+            zones_dir,
+        })
     }
+
+    /// Adds a change to the burst's: the template files named (`None` for every file).
+    fn note(&mut self, change: Change, zones_dir: &Path, changed: &mut Option<HashSet<OsString>>) {
+        match change {
+            Change::Template(name) => {
+                if let Some(set) = changed.as_mut() {
+                    set.insert(name);
+                }
+            }
+            Change::Settings => {}
+            Change::Rescan => *changed = None,
+            Change::ZonesRelinked => {
+                if self.follow_zones_link(zones_dir) {
+                    *changed = None;
+                }
+            }
+        }
+    }
+
+    /// After the zones link was replaced: moves the watch to where it points now. Returns
+    /// whether it moved.
+    fn follow_zones_link(&mut self, configured: &Path) -> bool {
+        let now = canonical(configured);
+        let Some(before) = self.zones_dir.lock().ok().map(|dir| dir.clone()) else {
+            return false;
+        };
+        if before == now {
+            return false;
+        }
+        // Events in the new target count as template changes from here on.
+        if let Ok(mut dir) = self.zones_dir.lock() {
+            dir.clone_from(&now);
+        }
+        // Not under the lock: (un)watching waits for notify's event thread, which may be in
+        // the event handler, waiting for that lock. The old target may be gone already,
+        // which ended its watch.
+        let _ = self.watcher.unwatch(&before);
+        match self.watcher.watch(&now, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                tracing::info!(zones = %now.display(), "zones link points elsewhere: watching there")
+            }
+            Err(error) => {
+                tracing::warn!(zones = %now.display(), %error, "cannot watch the zones directory's new target; SIGHUP still reloads")
+            }
+        }
+        true
+    }
+}
+
+/// The zones path as a link to watch for replacement, absolute and with its parent resolved
+/// (as watch events name it), when the configured path is a symbolic link.
+fn zones_link(configured: &Path) -> Option<PathBuf> {
+    let is_link = std::fs::symlink_metadata(configured).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return None;
+    }
+    let name = configured.file_name()?;
+    let parent = configured
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Some(canonical(parent).join(name))
 }
 
 /// Whether a path is (now) a symbolic link or a directory, without following it.

@@ -177,6 +177,48 @@ fn configmap_style_updates_through_a_swapped_link_are_served() {
 }
 
 #[test]
+fn a_zones_link_pointed_at_another_release_is_followed() {
+    // Deploy tools ship each version to a directory of its own and switch a link.
+    let dir = tempfile::tempdir().unwrap();
+    let release = |name: &str, address: &str| {
+        let path = dir.path().join("releases").join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("313-460.toml"), template(address)).unwrap();
+        path
+    };
+    let zones = dir.path().join("zones");
+    let first = release("a", "192.0.2.1");
+    std::os::unix::fs::symlink("releases/a", &zones).unwrap();
+    let server = Server::start(&zones, None, &[]);
+    let answer = || address_of(&server.ask(NAME, RecordType::A));
+    assert_eq!(answer().as_deref(), Some("192.0.2.1"));
+
+    let second = release("b", "192.0.2.2");
+    std::os::unix::fs::symlink("releases/b", dir.path().join("zones.new")).unwrap();
+    std::fs::rename(dir.path().join("zones.new"), &zones).unwrap();
+    wait_for("the new release", Duration::from_secs(5), || {
+        answer().as_deref() == Some("192.0.2.2")
+    });
+    // The watch moved with the link: an edit in the new release is served, one in the old
+    // release is not.
+    std::fs::write(second.join("313-460.toml"), template("192.0.2.3")).unwrap();
+    wait_for("an edit in the new release", Duration::from_secs(5), || {
+        answer().as_deref() == Some("192.0.2.3")
+    });
+    std::fs::write(first.join("313-460.toml"), template("192.0.2.9")).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(answer().as_deref(), Some("192.0.2.3"));
+    assert!(
+        server
+            .guard
+            .log_text()
+            .contains("zones link points elsewhere"),
+        "{}",
+        server.guard.log_tail()
+    );
+}
+
+#[test]
 fn bad_edits_keep_the_old_zone_and_name_file_and_line() {
     let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
     let server = Server::start(&zones, None, &[]);
