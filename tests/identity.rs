@@ -39,14 +39,11 @@ uri = "coaps://bootstrap-six.long-operator-name.example:5684"
 "#;
 
 fn start(config: Option<&str>) -> (tempfile::TempDir, Server) {
-    let (dir, zones) = temp_zones(&[("313-460.toml", SEED), ("001-01.toml", MANY)]);
-    let config_path = config.map(|text| {
-        let path = dir.path().join("settings.toml");
-        std::fs::write(&path, text).unwrap();
-        path
-    });
-    let server = Server::start(&zones, config_path.as_deref(), &[]);
-    (dir, server)
+    start_with(
+        &[("313-460.toml", SEED), ("001-01.toml", MANY)],
+        config,
+        &[],
+    )
 }
 
 /// Wire form of a dotted name, letter case kept.

@@ -36,14 +36,7 @@ fn seed_server(
 ) -> (tempfile::TempDir, Server) {
     let mut files = vec![("313-460.toml", SEED), ("262-01.toml", TWO_DIGIT)];
     files.extend_from_slice(extra_files);
-    let (dir, zones) = temp_zones(&files);
-    let config_path = config.map(|text| {
-        let path = dir.path().join("settings.toml");
-        std::fs::write(&path, text).unwrap();
-        path
-    });
-    let server = Server::start(&zones, config_path.as_deref(), extra);
-    (dir, server)
+    start_with(&files, config, extra)
 }
 
 type Ask = fn(SocketAddr, &str, RecordType, Option<u16>) -> Message;

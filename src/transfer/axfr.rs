@@ -149,11 +149,8 @@ impl<'z, 'q> Transfer<'z, 'q> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
-    use crate::template::TemplateSet;
     use hickory_proto::op::Message;
     use hickory_proto::rr::{Name, RData, RecordType};
-    use std::path::Path;
 
     fn zone(operators: usize) -> Zone {
         let texts: Vec<(String, String)> = (0..operators)
@@ -171,13 +168,7 @@ mod tests {
                 )
             })
             .collect();
-        let set = TemplateSet::from_texts(
-            texts
-                .iter()
-                .map(|(p, t)| (Path::new(p.as_str()), t.as_str())),
-        )
-        .unwrap();
-        crate::zone::build(&Settings::default().zone, &set, 42, None).unwrap()
+        crate::zone::zone_of_texts(&texts, 42, None)
     }
 
     fn echo(question: &[u8]) -> Echo<'_> {

@@ -107,11 +107,8 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
-    use crate::template::TemplateSet;
-    use std::path::Path;
 
-    /// A zone of `networks` networks in one country (one part), and its serial.
+    /// A zone of `networks` networks in one country (one part), all at `address`.
     fn zone(networks: usize, address: u8, serial: u32, previous: Option<&Zone>) -> Zone {
         let texts: Vec<(String, String)> = (0..networks)
             .map(|i| {
@@ -124,16 +121,20 @@ mod tests {
                 )
             })
             .collect();
-        let set = TemplateSet::from_texts(
-            texts
-                .iter()
-                .map(|(p, t)| (Path::new(p.as_str()), t.as_str())),
-        )
-        .unwrap();
-        let mut zone =
-            crate::zone::build(&Settings::default().zone, &set, serial, previous).unwrap();
-        zone.set_serial(serial);
-        zone
+        crate::zone::zone_of_texts(&texts, serial, previous)
+    }
+
+    /// A journal with the given floor after versions 1 to 5 of a 40-network zone whose one
+    /// part changes every time.
+    fn after_four_changes(floor: usize) -> Journal {
+        let journal = Journal::with_floor(floor);
+        let mut current = Arc::new(zone(40, 1, 1, None));
+        for serial in 2..=5 {
+            let next = Arc::new(zone(40, serial as u8, serial, Some(&current)));
+            journal.keep(current, &next);
+            current = next;
+        }
+        journal
     }
 
     #[test]
@@ -159,23 +160,11 @@ mod tests {
     fn old_templates_kept_are_bounded_by_the_zone() {
         // Versions whose one part changed entirely keep all 40 networks each; with a floor of
         // 10 the zone's 40 networks are the budget: the newest version alone fits.
-        let journal = Journal::with_floor(10);
-        let mut current = Arc::new(zone(40, 1, 1, None));
-        for serial in 2..=5 {
-            let next = Arc::new(zone(40, serial as u8, serial, Some(&current)));
-            journal.keep(current, &next);
-            current = next;
-        }
+        let journal = after_four_changes(10);
         assert_eq!(journal.len(), 1);
         assert!(journal.find(4).is_some());
         // With a floor of 100, two such versions fit.
-        let journal = Journal::with_floor(100);
-        let mut current = Arc::new(zone(40, 1, 1, None));
-        for serial in 2..=5 {
-            let next = Arc::new(zone(40, serial as u8, serial, Some(&current)));
-            journal.keep(current, &next);
-            current = next;
-        }
+        let journal = after_four_changes(100);
         assert_eq!(journal.len(), 2);
         assert!(journal.find(3).is_some() && journal.find(4).is_some());
     }

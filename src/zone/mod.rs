@@ -437,6 +437,25 @@ impl Zone {
     }
 }
 
+/// A zone built with the default settings from template texts (file name, text), for tests.
+#[cfg(test)]
+pub(crate) fn zone_of_texts<S: AsRef<str>>(
+    files: &[(S, S)],
+    serial: u32,
+    previous: Option<&Zone>,
+) -> Zone {
+    let set = crate::template::TemplateSet::from_texts(
+        files
+            .iter()
+            .map(|(path, text)| (std::path::Path::new(path.as_ref()), text.as_ref())),
+    )
+    .expect("test templates are valid");
+    let settings = crate::config::Settings::default();
+    let mut zone = build(&settings.zone, &set, serial, previous).expect("test zone builds");
+    zone.set_serial(serial);
+    zone
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -354,6 +354,23 @@ pub fn temp_zones(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     (dir, zones)
 }
 
+/// A server on these templates (in a temporary `zones/`) and, when given, this settings text
+/// (as `settings.toml` beside it); the directory lives as long as the returned guard.
+pub fn start_with(
+    files: &[(&str, &str)],
+    settings: Option<&str>,
+    extra: &[&str],
+) -> (tempfile::TempDir, Server) {
+    let (dir, zones) = temp_zones(files);
+    let settings_path = settings.map(|text| {
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, text).expect("write settings");
+        path
+    });
+    let server = Server::start(&zones, settings_path.as_deref(), extra);
+    (dir, server)
+}
+
 /// The bundled example templates of the repository.
 pub fn bundled_zones() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("zones")
