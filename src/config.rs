@@ -74,6 +74,7 @@ struct RawServer {
     identity: Option<Spanned<String>>,
     version: Option<Spanned<String>>,
     nsid: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
 }
 
 /// The SOA fields of the zone (serial excepted: it is assigned at compile time).
@@ -123,6 +124,8 @@ pub struct ServerSettings {
     /// Where to serve the metrics endpoint (HTTP); `None`: not served.
     pub metrics: Option<SocketAddr>,
     pub identity: ServerIdentity,
+    /// The user to serve as once the sockets are bound (`server::privileges`); `None`: stay.
+    pub user: Option<String>,
 }
 
 /// What the server tells clients about itself, so that an operator running several servers
@@ -401,6 +404,18 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
             });
 
     let identity = validate_identity(&server_raw, source, &mut errors);
+    let user = server_raw.user.as_ref().and_then(|name| {
+        if name.get_ref().is_empty() || name.get_ref().contains('\0') {
+            errors.push(source.error(
+                Some(name.span()),
+                "server.user",
+                "expected a user name (leave it out to stay the user that started the server)",
+            ));
+            None
+        } else {
+            Some(name.get_ref().clone())
+        }
+    });
 
     let access_raw = raw.access.unwrap_or_default();
     let allow_query = parse_prefixes(
@@ -439,6 +454,7 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
             tcp_max_connections,
             metrics,
             identity,
+            user,
         },
     })
 }
@@ -706,6 +722,17 @@ mod tests {
         // 255 bytes (one TXT string) is the most.
         let text = format!("[server]\nidentity = \"{}\"\n", "x".repeat(255));
         assert!(Settings::parse(Path::new("s.toml"), &text).is_ok());
+    }
+
+    #[test]
+    fn the_user_to_serve_as() {
+        assert_eq!(Settings::default().server.user, None);
+        let text = "[server]\nuser = \"bsf-dns\"\n";
+        let s = Settings::parse(Path::new("s.toml"), text).unwrap();
+        assert_eq!(s.server.user.as_deref(), Some("bsf-dns"));
+        let errors = Settings::parse(Path::new("s.toml"), "[server]\nuser = \"\"\n").unwrap_err();
+        let e = &errors.0[0];
+        assert_eq!((e.line, e.field.as_str()), (2, "server.user"), "{errors}");
     }
 
     #[test]

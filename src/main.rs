@@ -58,6 +58,11 @@ enum Command {
         /// BSF_DNS_LOG (default info).
         #[arg(long, value_name = "FORMAT", default_value = "text")]
         log_format: LogFormat,
+        /// Serve as this user (and its group) once the sockets are bound: start as root to
+        /// listen on port 53, answer as an unprivileged user. The templates and settings must
+        /// be readable by it. Overrides the settings file's [server] user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
     /// Validate settings and templates; print a summary, or every problem and exit 1.
     Check(ZoneArgs),
@@ -124,6 +129,7 @@ fn main() -> ExitCode {
             no_watch,
             metrics,
             log_format,
+            user,
         } => {
             init_logging(log_format);
             let options = bsf_dns::server::ServeOptions {
@@ -136,6 +142,7 @@ fn main() -> ExitCode {
                 log_queries,
                 watch: !no_watch,
                 metrics,
+                user,
             };
             match bsf_dns::server::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

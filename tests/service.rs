@@ -1,7 +1,8 @@
 //! Running as a service: the notifications a service manager (systemd, `Type=notify`)
 //! receives on `$NOTIFY_SOCKET`, each when it is true — READY once the server answers,
 //! RELOADING and READY around a reload with a status saying what it did, STOPPING at
-//! shutdown — and logs as JSON lines for a log collector.
+//! shutdown —, logs as JSON lines for a log collector, and serving as an unprivileged user
+//! after binding as root (`--user`).
 
 mod common;
 
@@ -202,4 +203,102 @@ fn json_logs_are_one_object_per_line_with_fields_as_keys() {
     assert!(rejected["message"]
         .as_str()
         .is_some_and(|m| m.contains("262-01.toml:2: field `mnc`")));
+}
+
+/// The uid and gid of every thread of a process, from `/proc`.
+fn thread_ids(pid: u32) -> Vec<(String, String)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
+    tasks
+        .map(|task| {
+            let status = std::fs::read_to_string(task.expect("a thread").path().join("status"))
+                .expect("thread status");
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default()
+            };
+            (field("Uid:"), field("Gid:"))
+        })
+        .collect()
+}
+
+#[test]
+fn started_as_root_it_serves_and_reloads_as_the_user_it_was_given() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: switching users needs root");
+        return;
+    }
+    let template = |address: &str| {
+        format!(
+            "mcc = \"313\"\nmnc = [\"460\"]\naddresses = [\"{address}\"]\n\
+             [[bootstrap]]\nuri = \"coaps://bs.example-op.net:5684\"\n"
+        )
+    };
+    let (dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.10"))]);
+    // nobody must be able to read what reloads read.
+    let file = zones.join("313-460.toml");
+    for (path, mode) in [
+        (dir.path(), 0o755),
+        (zones.as_path(), 0o755),
+        (&file, 0o644),
+    ] {
+        let permissions = std::os::unix::fs::PermissionsExt::from_mode(mode);
+        std::fs::set_permissions(path, permissions).unwrap();
+    }
+    let server = Server::start(&zones, None, &["--user", "nobody", "--threads", "2"]);
+    let id = |flag: &str| {
+        let out = Command::new("id").args([flag, "nobody"]).output().unwrap();
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        // Real, effective, saved and file-system ids, as /proc lists them.
+        [id.as_str(); 4].join(" ")
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    let ids = thread_ids(server.guard.pid());
+    assert!(ids.len() >= 3, "{ids:?}");
+    for ids_of_thread in &ids {
+        assert_eq!(
+            ids_of_thread,
+            &(uid.clone(), gid.clone()),
+            "every thread: {ids:?}"
+        );
+    }
+    let address = |server: &Server| {
+        server
+            .ask("bsf.mnc460.mcc313.lwm2m.org.", RecordType::A)
+            .answers
+            .first()
+            .map(|r| r.data.to_string())
+    };
+    assert_eq!(address(&server).as_deref(), Some("192.0.2.10"));
+    std::fs::write(&file, template("192.0.2.11")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while address(&server).as_deref() != Some("192.0.2.11") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload as nobody\n{}",
+            server.guard.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(server
+        .guard
+        .log_text()
+        .contains("serving as an unprivileged user user=nobody"));
+
+    // A user that does not exist stops start-up, naming it.
+    let out = Command::new(BIN)
+        .args(["serve", "--zones"])
+        .arg(&zones)
+        .args(["--listen", "127.0.0.1:0", "--user", "no-such-user-bsf-dns"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot serve as user \"no-such-user-bsf-dns\": no such user"),
+        "{err}"
+    );
 }

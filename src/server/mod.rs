@@ -3,6 +3,7 @@
 //! Layout:
 //! - `udp`: the batched UDP workers (the hot path, plain threads);
 //! - `pktinfo`: answering from the queried address on wildcard sockets;
+//! - `privileges`: serving as an unprivileged user once the sockets are bound;
 //! - `tcp`: RFC 7766 connections on a small Tokio runtime;
 //! - `access`: the `allow-query` check;
 //! - `stats`: counts of what was answered, kept off the packet path's way;
@@ -15,6 +16,7 @@
 pub mod access;
 mod metrics;
 mod pktinfo;
+mod privileges;
 pub mod stats;
 mod tcp;
 mod udp;
@@ -51,6 +53,8 @@ pub struct ServeOptions {
     pub watch: bool,
     /// Overrides the settings' metrics address.
     pub metrics: Option<SocketAddr>,
+    /// Overrides the settings' user to serve as.
+    pub user: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,8 @@ pub enum ServeError {
         source: std::io::Error,
         hint: &'static str,
     },
+    #[error("cannot serve as user {user:?}: {reason}")]
+    User { user: String, reason: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -147,6 +153,9 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
     if options.metrics.is_some() {
         server_settings.metrics = options.metrics;
     }
+    if options.user.is_some() {
+        server_settings.user.clone_from(&options.user);
+    }
     let threads = server_settings
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -214,6 +223,16 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         None => None,
     };
 
+    // Every socket is bound: root (or CAP_NET_BIND_SERVICE) is needed no more.
+    if let Some(name) = &server_settings.user {
+        let user_error = |reason: String| ServeError::User {
+            user: name.clone(),
+            reason,
+        };
+        let account = privileges::lookup(name).map_err(user_error)?;
+        privileges::switch_to(&account).map_err(user_error)?;
+        tracing::info!(user = %account.name, uid = account.uid, gid = account.gid, "serving as an unprivileged user");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for (i, (addr, socket)) in udp_sockets.into_iter().enumerate() {
