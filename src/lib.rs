@@ -13,12 +13,15 @@
 //! - [`template`]: the operator templates in `zones/`, validated;
 //! - [`load`]: reads settings and templates together;
 //! - [`parallel`]: loading work spread over the cores, and freeing what it leaves behind;
-//! - [`zone`]: the compiled zone (records), the answer function, the master-file export;
+//! - [`zone`]: the compiled zone (records), the answer function, the master-file export, the
+//!   difference between two versions;
 //! - [`wire`]: answers precompiled to wire format, and the per-packet responder;
-//! - [`server`]: UDP and TCP sockets, query statistics and the metrics endpoint, shutdown;
+//! - [`server`]: UDP and TCP sockets, query statistics and the metrics endpoint, giving up
+//!   root after binding, shutdown;
 //! - [`reload`]: watching the inputs and swapping in new snapshots;
 //! - [`service`]: telling systemd the server is ready, reloading or stopping;
-//! - [`transfer`]: AXFR/IXFR to secondaries, NOTIFY, TSIG, `allow-transfer`;
+//! - [`transfer`]: AXFR/IXFR to secondaries (with a journal of earlier versions), NOTIFY, TSIG,
+//!   `allow-transfer`;
 //! - [`resolve`]: the device's side — the lookup a device does, as `bsf-dns resolve`.
 
 pub mod commands;
