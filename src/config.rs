@@ -570,7 +570,7 @@ fn parse_prefixes(
     prefixes
 }
 
-/// 127.0.0.1:1053 and [::1]:1053: no root needed, and not 5353 (mDNS responders hold it).
+/// `127.0.0.1:1053` and `[::1]:1053`: no root needed, and not 5353 (mDNS responders hold it).
 pub fn default_listen() -> Vec<SocketAddr> {
     vec![
         SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
