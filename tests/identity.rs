@@ -233,53 +233,67 @@ fn settings_name_the_server_hide_the_version_and_size_the_answers() {
             "{name}: version hidden"
         );
     }
-    // The NSID counts against the client's size: a 512-byte client gets at most 512 bytes,
-    // the answer whole with the NSID or truncated (TC) with it, never over.
+    // The NSID goes in only where room remains: a 512-byte client gets every answer whole and
+    // within 512 bytes, with the NSID where it fits beside the answer and without it where it
+    // does not; a 1232-byte client gets it with each.
     let config = format!("[server]\nnsid = \"{}\"\n", "n".repeat(255));
     let (_dir2, server) = start(Some(&config));
     let bsf = "bsf.mnc01.mcc001.lwm2m.org";
     let coaps = "_coaps._udp.bsf.mnc01.mcc001.lwm2m.org";
-    let mut truncated = 0;
-    for (name, qtype) in [(bsf, 1), (bsf, 16), (coaps, 33), (coaps, 256)] {
-        let response = exchange_udp(
-            server.addr,
-            &query(11, name, qtype, IN, Some((512, NSID_ASKED))),
-        );
-        assert!(
-            response.len() <= 512,
-            "type {qtype}: {} bytes",
-            response.len()
-        );
-        let m = Message::from_vec(&response).unwrap();
-        assert_eq!(nsid(&response), Some(vec![b'n'; 255]), "type {qtype}");
-        assert!(
-            m.metadata.truncation || !m.answers.is_empty(),
-            "type {qtype}"
-        );
-        truncated += m.metadata.truncation as usize;
-        // Without the NSID, the same answer fits.
-        let response = exchange_udp(server.addr, &query(11, name, qtype, IN, Some((512, &[]))));
-        let m = Message::from_vec(&response).unwrap();
-        assert!(
-            !m.metadata.truncation && !m.answers.is_empty(),
-            "type {qtype}"
-        );
+    // A long question makes even a negative answer and a refusal too large for both.
+    let label = "a".repeat(60);
+    let long_unknown = format!("{label}.{label}.{label}.x.lwm2m.org");
+    let short = "b".repeat(55);
+    let long_outside = format!("{short}.{short}.{short}.{short}.example.net");
+    for (name, qtype, want, nsid_at_512) in [
+        (bsf, 1, ResponseCode::NoError, true),
+        (bsf, 16, ResponseCode::NoError, false),
+        (coaps, 33, ResponseCode::NoError, false),
+        (coaps, 256, ResponseCode::NoError, false),
+        (&long_unknown, 1, ResponseCode::NXDomain, false),
+        (&long_outside, 1, ResponseCode::Refused, false),
+    ] {
+        for (payload, with_nsid) in [(512, nsid_at_512), (1232, true)] {
+            let asked = query(11, name, qtype, IN, Some((payload, NSID_ASKED)));
+            let response = exchange_udp(server.addr, &asked);
+            let what = format!("{name} type {qtype} at {payload}");
+            assert!(
+                response.len() <= payload as usize,
+                "{what}: {} bytes",
+                response.len()
+            );
+            let m = Message::from_vec(&response).unwrap();
+            assert_eq!(m.metadata.response_code, want, "{what}");
+            assert!(
+                !m.metadata.truncation,
+                "{what}: the answer is never cut for the NSID"
+            );
+            assert_eq!(
+                m.answers.is_empty(),
+                want != ResponseCode::NoError,
+                "{what}"
+            );
+            let expected = with_nsid.then(|| vec![b'n'; 255]);
+            assert_eq!(nsid(&response), expected, "{what}");
+        }
     }
-    assert_eq!(
-        truncated, 3,
-        "TXT, SRV and URI do not fit with a 255-byte NSID; A does"
-    );
-    // A CHAOS answer that cannot fit with the NSID is truncated, not cut.
+    // The same for the CHAOS answers: a 255-byte identity is answered whole to a 512-byte
+    // client, the 255-byte NSID left out; over TCP too (the bound is the client's UDP size).
     let long = "x".repeat(255);
     let config = format!("[server]\nidentity = \"{long}\"\nnsid = \"{long}\"\n");
     let (_dir3, server) = start(Some(&config));
-    let q = query(12, "hostname.bind", TXT, CH, Some((512, NSID_ASKED)));
-    let response = exchange_udp(server.addr, &q);
-    let m = Message::from_vec(&response).unwrap();
-    assert!(m.metadata.truncation && m.answers.is_empty() && response.len() <= 512);
-    let response = exchange_tcp(server.addr, &q);
-    assert_eq!(chaos_answer(&response, &q), long, "whole over TCP");
-    assert_eq!(nsid(&response), Some(long.into_bytes()));
+    for (payload, with_nsid) in [(512, false), (1232, true)] {
+        let q = query(12, "hostname.bind", TXT, CH, Some((payload, NSID_ASKED)));
+        for exchange in [exchange_udp, exchange_tcp] {
+            let response = exchange(server.addr, &q);
+            assert!(response.len() <= payload as usize);
+            assert_eq!(chaos_answer(&response, &q), long, "at {payload}");
+            assert_eq!(
+                nsid(&response),
+                with_nsid.then(|| long.clone().into_bytes())
+            );
+        }
+    }
 }
 
 #[test]

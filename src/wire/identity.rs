@@ -8,7 +8,8 @@
 //! TXT (or ANY) in class CH, TTL 0, AA not set (it is no zone's data), the question's letter
 //! case echoed; other types and other CHAOS names are refused, as are answers switched off
 //! with an empty setting. The NSID goes into every response that has an OPT record, errors
-//! included, so that a failing server can be told apart too.
+//! included, so that a failing server can be told apart too — where it fits: the responder
+//! sizes the answer without it and adds it only within the client's UDP size.
 
 use crate::config::ServerIdentity;
 
@@ -28,18 +29,15 @@ pub fn chaos_text<'a>(identity: &'a ServerIdentity, lower: &[u8]) -> Option<&'a 
     (!text.is_empty()).then_some(&**text)
 }
 
-/// Bytes of the TXT record answering with `text`, its owner compressed to the question.
-pub fn chaos_record_len(text: &[u8]) -> usize {
-    2 + 10 + 1 + text.len()
-}
-
 /// Appends the TXT record answering with `text` (at most 255 bytes, checked by the settings):
 /// the owner points at the question name, at offset 12.
 pub fn write_chaos_record(out: &mut Vec<u8>, text: &[u8]) {
     let rdlength = (1 + text.len()) as u16;
     let [l0, l1] = rdlength.to_be_bytes();
-    // Owner (pointer to 12), TYPE TXT, CLASS CH, TTL 0, RDLENGTH.
-    out.extend_from_slice(&[0xC0, 12, 0, 16, 0, 3, 0, 0, 0, 0, l0, l1]);
+    let [t0, t1] = TYPE_TXT.to_be_bytes();
+    let [c0, c1] = CLASS_CH.to_be_bytes();
+    // Owner (pointer to 12), TYPE, CLASS, TTL 0, RDLENGTH.
+    out.extend_from_slice(&[0xC0, 12, t0, t1, c0, c1, 0, 0, 0, 0, l0, l1]);
     out.push(text.len() as u8);
     out.extend_from_slice(text);
 }
@@ -114,7 +112,6 @@ mod tests {
             out,
             [0xC0, 12, 0, 16, 0, 3, 0, 0, 0, 0, 0, 4, 3, b'a', b'b', b'c']
         );
-        assert_eq!(out.len(), chaos_record_len(b"abc"));
         let id = identity("a", "b");
         assert_eq!(nsid_option_len(&id), 6);
         let mut out = Vec::new();

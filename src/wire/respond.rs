@@ -203,7 +203,7 @@ fn answer(
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
             || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
         {
-            if !write_chaos(out, snapshot, &query, lower, question, limit) {
+            if !write_chaos(out, snapshot, &query, lower, question) {
                 refuse(out);
             }
             return Verdict::Send;
@@ -245,10 +245,16 @@ fn size_limit(snapshot: &Snapshot, transport: Transport, edns: Option<Edns>) -> 
     match (transport, edns) {
         (Transport::Tcp, _) => u16::MAX as usize,
         (Transport::Udp, None) => CLASSIC_UDP_LIMIT,
-        (Transport::Udp, Some(e)) => (e.payload as usize)
-            .min(snapshot.max_udp_payload as usize)
-            .max(CLASSIC_UDP_LIMIT),
+        (Transport::Udp, Some(e)) => udp_limit(snapshot, e),
     }
+}
+
+/// The largest UDP response an EDNS client takes: its payload size, within ours, at least 512.
+#[inline(always)]
+fn udp_limit(snapshot: &Snapshot, edns: Edns) -> usize {
+    (edns.payload as usize)
+        .min(snapshot.max_udp_payload as usize)
+        .max(CLASSIC_UDP_LIMIT)
 }
 
 /// Response flags from a query's: QR, the opcode, RD and CD carried over.
@@ -277,11 +283,17 @@ fn write_opt(out: &mut Vec<u8>, snapshot: &Snapshot, extended_rcode: u8, edns: E
     out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns, 0));
 }
 
-/// `write_opt` for a query that asked for the NSID: kept out of line, as few queries do.
+/// `write_opt` for a query that asked for the NSID: kept out of line, as few queries do. The
+/// NSID goes in only where the response stays within what the client takes over UDP (RFC 6891
+/// §6.2.5; the same bound over TCP, where responses that large carry no NSID): the answer
+/// is sized without it, and the data matters more than the name of who sent it.
 #[cold]
 #[inline(never)]
 fn write_opt_with_nsid(out: &mut Vec<u8>, snapshot: &Snapshot, extended_rcode: u8, edns: Edns) {
-    let options = identity::nsid_option_len(&snapshot.identity);
+    let room = udp_limit(snapshot, edns).saturating_sub(out.len() + OPT_LEN);
+    let options = Some(identity::nsid_option_len(&snapshot.identity))
+        .filter(|&len| len <= room)
+        .unwrap_or(0);
     out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns, options));
     if options != 0 {
         identity::write_nsid_option(out, &snapshot.identity);
@@ -296,16 +308,6 @@ fn opt_header(snapshot: &Snapshot, extended_rcode: u8, edns: Edns, options: usiz
     let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
     let [l0, l1] = (options as u16).to_be_bytes();
     [0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, l0, l1]
-}
-
-/// Bytes of the OPT record `write_opt` writes for this query (none without EDNS).
-#[inline(always)]
-fn opt_len(snapshot: &Snapshot, edns: Option<Edns>) -> usize {
-    match edns {
-        None => 0,
-        Some(e) if e.nsid => OPT_LEN + identity::nsid_option_len(&snapshot.identity),
-        Some(_) => OPT_LEN,
-    }
 }
 
 #[cold]
@@ -379,7 +381,7 @@ fn write_prebuilt(
     prebuilt: Prebuilt<'_>,
     limit: usize,
 ) {
-    let opt_len = opt_len(snapshot, query.edns);
+    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
     let fits = |len: usize| len + question.len() + opt_len <= limit;
     let chosen = if fits(prebuilt.bytes.len()) {
         Some((prebuilt.bytes, false))
@@ -430,7 +432,8 @@ fn write_prebuilt(
 }
 
 /// Answers a CHAOS query about the server (`identity`), or returns false for the caller to
-/// refuse it: another class, name or type, or an answer switched off.
+/// refuse it: another class, name or type, or an answer switched off. The answer always fits
+/// in 512 octets: the question is one of four short names and the text at most 255 octets.
 #[cold]
 #[inline(never)]
 fn write_chaos(
@@ -439,7 +442,6 @@ fn write_chaos(
     query: &Query<'_>,
     lower: &LowerName,
     question: Question<'_>,
-    limit: usize,
 ) -> bool {
     if question.qclass != identity::CLASS_CH
         || !matches!(question.qtype, identity::TYPE_TXT | TYPE_ANY)
@@ -449,16 +451,15 @@ fn write_chaos(
     let Some(text) = identity::chaos_text(&snapshot.identity, lower.as_slice()) else {
         return false;
     };
-    let fits =
-        12 + question.raw.len() + identity::chaos_record_len(text) + opt_len(snapshot, query.edns)
-            <= limit;
-    let counts = [1, fits as u16, 0, query.edns.is_some() as u16];
-    let flags = response_flags(query, if fits { 0 } else { FLAG_TC }, RCODE_NOERROR);
-    write_header(out, query.id, flags, counts);
+    let counts = [1, 1, 0, query.edns.is_some() as u16];
+    write_header(
+        out,
+        query.id,
+        response_flags(query, 0, RCODE_NOERROR),
+        counts,
+    );
     out.extend_from_slice(question.raw);
-    if fits {
-        identity::write_chaos_record(out, text);
-    }
+    identity::write_chaos_record(out, text);
     if let Some(e) = query.edns {
         write_opt(out, snapshot, 0, e);
     }
