@@ -268,8 +268,7 @@ impl Reloader {
             // The template files named by the burst's events; `None` when the watch lost track
             // (queue overflow) and every file must be looked at.
             let mut changed = Some(HashSet::new());
-            let zones_dir = self.inputs.zones_dir.clone();
-            watch.note(first_change, &zones_dir, &mut changed);
+            watch.note(first_change, &mut changed);
             let first = Instant::now();
             loop {
                 let remaining = DEBOUNCE_MAX.saturating_sub(first.elapsed());
@@ -278,7 +277,7 @@ impl Reloader {
                 }
                 match tokio::time::timeout(DEBOUNCE_QUIET.min(remaining), watch.events.recv()).await
                 {
-                    Ok(Some(change)) => watch.note(change, &zones_dir, &mut changed),
+                    Ok(Some(change)) => watch.note(change, &mut changed),
                     _ => break,
                 }
             }
@@ -301,6 +300,8 @@ pub struct InputWatch {
     /// The zones directory as the watch now resolves it (its real path): moves when a
     /// symbolic link given as `--zones` is pointed elsewhere.
     zones_dir: Arc<std::sync::Mutex<PathBuf>>,
+    /// The zones directory as configured (perhaps that link).
+    zones_configured: PathBuf,
 }
 
 /// What a file event means for the next reload.
@@ -381,21 +382,19 @@ impl InputWatch {
             watcher.watch(parent, RecursiveMode::NonRecursive)?;
         }
         if let Some(file) = &settings_file {
-            let dir = file
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+            let dir = parent_dir(file);
             watcher.watch(&canonical(dir), RecursiveMode::NonRecursive)?;
         }
         Ok(InputWatch {
             watcher,
             events,
             zones_dir,
+            zones_configured: inputs.zones_dir.clone(),
         })
     }
 
     /// Adds a change to the burst's: the template files named (`None` for every file).
-    fn note(&mut self, change: Change, zones_dir: &Path, changed: &mut Option<HashSet<OsString>>) {
+    fn note(&mut self, change: Change, changed: &mut Option<HashSet<OsString>>) {
         match change {
             Change::Template(name) => {
                 if let Some(set) = changed.as_mut() {
@@ -405,7 +404,7 @@ impl InputWatch {
             Change::Settings => {}
             Change::Rescan => *changed = None,
             Change::ZonesRelinked => {
-                if self.follow_zones_link(zones_dir) {
+                if self.follow_zones_link() {
                     *changed = None;
                 }
             }
@@ -414,8 +413,8 @@ impl InputWatch {
 
     /// After the zones link was replaced: moves the watch to where it points now. Returns
     /// whether it moved.
-    fn follow_zones_link(&mut self, configured: &Path) -> bool {
-        let now = canonical(configured);
+    fn follow_zones_link(&mut self) -> bool {
+        let now = canonical(&self.zones_configured);
         let Some(before) = self.zones_dir.lock().ok().map(|dir| dir.clone()) else {
             return false;
         };
@@ -450,11 +449,14 @@ fn zones_link(configured: &Path) -> Option<PathBuf> {
         return None;
     }
     let name = configured.file_name()?;
-    let parent = configured
-        .parent()
+    Some(canonical(parent_dir(configured)).join(name))
+}
+
+/// The directory a configured path lies in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Some(canonical(parent).join(name))
+        .unwrap_or(Path::new("."))
 }
 
 /// Whether a path is (now) a symbolic link or a directory, without following it.
@@ -468,9 +470,6 @@ fn canonical(path: &Path) -> PathBuf {
 
 /// Event paths are absolute and canonical; configured paths may be relative.
 fn same_dir(event_path: &Path, configured: &Path) -> bool {
-    let dir = configured
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(configured);
     event_path.parent().map(canonical) == Some(canonical(dir))
 }
