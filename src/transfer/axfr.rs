@@ -54,8 +54,12 @@ impl<'z, 'q> Transfer<'z, 'q> {
     /// The whole zone: SOA, every record (the SOA among them, first), SOA.
     pub fn full(zone: &'z Zone, echo: Echo<'q>) -> Transfer<'z, 'q> {
         let closing = zone.soa().cloned();
-        let records: Box<dyn Iterator<Item = Record> + Send + 'z> =
-            Box::new(zone.records().chain(closing));
+        Transfer::of(zone.records().chain(closing), echo)
+    }
+
+    /// A transfer of these records, in this order.
+    fn of(records: impl Iterator<Item = Record> + Send + 'z, echo: Echo<'q>) -> Transfer<'z, 'q> {
+        let records: Box<dyn Iterator<Item = Record> + Send + 'z> = Box::new(records);
         Transfer {
             echo,
             records: records.peekable(),
@@ -76,34 +80,20 @@ impl<'z, 'q> Transfer<'z, 'q> {
     ) -> Transfer<'z, 'q> {
         let new_soa = zone.soa().cloned();
         let old_soa = theirs.soa().cloned();
-        let records: Box<dyn Iterator<Item = Record> + Send + 'z> = Box::new(
-            new_soa
-                .clone()
-                .into_iter()
-                .chain(old_soa)
-                .chain(diff.deleted)
-                .chain(new_soa.clone())
-                .chain(diff.added)
-                .chain(new_soa),
-        );
-        Transfer {
-            echo,
-            records: records.peekable(),
-            first: true,
-            records_sent: 0,
-        }
+        let records = new_soa
+            .clone()
+            .into_iter()
+            .chain(old_soa)
+            .chain(diff.deleted)
+            .chain(new_soa.clone())
+            .chain(diff.added)
+            .chain(new_soa);
+        Transfer::of(records, echo)
     }
 
     /// Only the SOA: the answer to an IXFR from a client that is up to date (RFC 1995 §2).
     pub fn soa_only(zone: &'z Zone, echo: Echo<'q>) -> Transfer<'z, 'q> {
-        let records: Box<dyn Iterator<Item = Record> + Send + 'z> =
-            Box::new(zone.soa().cloned().into_iter());
-        Transfer {
-            echo,
-            records: records.peekable(),
-            first: true,
-            records_sent: 0,
-        }
+        Transfer::of(zone.soa().cloned().into_iter(), echo)
     }
 
     /// The next message (without TSIG), or `None` when the transfer is complete.

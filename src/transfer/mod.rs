@@ -53,7 +53,7 @@ use crate::wire::query::{
     parse, LowerName, Query, CLASS_IN, FLAG_RD, OPCODE_QUERY, TYPE_AXFR, TYPE_IXFR,
 };
 use crate::wire::Snapshot;
-use crate::zone::diff::ZoneDiff;
+use crate::zone::diff::{self, ZoneDiff};
 use crate::zone::Zone;
 use axfr::{Echo, Transfer};
 use journal::Journal;
@@ -231,7 +231,7 @@ pub async fn answer<W: AsyncWrite + Unpin>(
     };
     let (outcome, changes) = match their_serial {
         Some(theirs) if serial_at_least(theirs, zone.serial) => (TransferOutcome::UpToDate, None),
-        Some(theirs) => match changes_since(journal, theirs, zone) {
+        Some(theirs) => match changes_since(journal, theirs, &snapshot.zone).await {
             Some(changes) => (TransferOutcome::Incremental, Some(changes)),
             None => (TransferOutcome::Full, None),
         },
@@ -285,12 +285,23 @@ pub async fn answer<W: AsyncWrite + Unpin>(
 }
 
 /// The changes from the client's version to `zone`, when the journal still has that version
-/// and the changes are fewer records than the zone (otherwise the zone itself is the smaller
-/// answer).
-fn changes_since(journal: &Journal, theirs: u32, zone: &Zone) -> Option<(Arc<Zone>, ZoneDiff)> {
+/// and the changes are smaller than the zone (otherwise the zone itself is the smaller
+/// answer). The comparison (up to every record of the changed countries, twice) runs off the
+/// runtime's threads, which serve TCP meanwhile.
+async fn changes_since(
+    journal: &Journal,
+    theirs: u32,
+    zone: &Arc<Zone>,
+) -> Option<(Arc<Zone>, ZoneDiff)> {
     let old = journal.find(theirs)?;
-    let diff = crate::zone::diff::diff(&old, zone);
-    (diff.len() < zone.record_count()).then_some((old, diff))
+    let zone = zone.clone();
+    tokio::task::spawn_blocking(move || {
+        let changes = diff::diff(&old, &zone);
+        (changes.len() < zone.record_count()).then_some((old, changes))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// A header-and-question response with `rcode` (and OPT when asked for), unsigned.

@@ -50,17 +50,25 @@ pub fn diff(old: &Zone, new: &Zone) -> ZoneDiff {
             .collect()
     };
     compare(apex_records(old), apex_records(new), &mut result);
-    let mccs: std::collections::BTreeSet<_> = old.parts.keys().chain(new.parts.keys()).collect();
-    for mcc in mccs {
-        let (before, after) = (old.parts.get(mcc), new.parts.get(mcc));
-        if let (Some(a), Some(b)) = (before, after) {
-            if Arc::ptr_eq(a, b) || a.same_inputs(b) {
-                continue;
-            }
-        }
+    for (before, after) in changed_parts(old, new) {
         compare(part_records(before), part_records(after), &mut result);
     }
     result
+}
+
+/// The parts, by country, that one version has and the other lacks or has built from other
+/// inputs (parts built from the same inputs hold the same records).
+fn changed_parts<'z>(
+    old: &'z Zone,
+    new: &'z Zone,
+) -> impl Iterator<Item = (Option<&'z Arc<Part>>, Option<&'z Arc<Part>>)> {
+    let mccs: std::collections::BTreeSet<_> = old.parts.keys().chain(new.parts.keys()).collect();
+    mccs.into_iter()
+        .map(|mcc| (old.parts.get(mcc), new.parts.get(mcc)))
+        .filter(|(before, after)| match (before, after) {
+            (Some(a), Some(b)) => !(Arc::ptr_eq(a, b) || a.same_inputs(b)),
+            _ => true,
+        })
 }
 
 fn part_records(part: Option<&Arc<Part>>) -> Vec<Record> {
