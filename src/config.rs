@@ -75,6 +75,16 @@ struct RawServer {
     version: Option<Spanned<String>>,
     nsid: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
+    cookies: Option<Spanned<String>>,
+    cookie_secret: Option<Spanned<OneOrMore>>,
+}
+
+/// A setting that takes one string or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMore {
+    One(String),
+    More(Vec<String>),
 }
 
 /// The SOA fields of the zone (serial excepted: it is assigned at compile time).
@@ -126,6 +136,29 @@ pub struct ServerSettings {
     pub identity: ServerIdentity,
     /// The user to serve as once the sockets are bound (`server::privileges`); `None`: stay.
     pub user: Option<String>,
+    pub cookies: CookieSettings,
+}
+
+/// DNS cookies (RFC 7873, RFC 9018; answered by `wire::cookie`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    pub policy: CookiePolicy,
+    /// The secret server cookies are minted with; `None`: a random one per process.
+    pub secret: Option<[u8; 16]>,
+    /// A secret still accepted, not minted with: the one being rolled away from.
+    pub previous_secret: Option<[u8; 16]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookiePolicy {
+    /// COOKIE options are ignored, as by a server without cookies.
+    Off,
+    /// Queries with a client cookie are answered with a server cookie (the default).
+    Answer,
+    /// As `Answer`, and a UDP query with a client cookie but no valid server cookie gets
+    /// BADCOOKIE (and a server cookie) instead of its answer, so that it comes back with the
+    /// cookie or over TCP. Queries without any cookie are answered as always.
+    Require,
 }
 
 /// What the server tells clients about itself, so that an operator running several servers
@@ -417,6 +450,8 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
         }
     });
 
+    let cookies = validate_cookies(&server_raw, source, &mut errors);
+
     let access_raw = raw.access.unwrap_or_default();
     let allow_query = parse_prefixes(
         access_raw.allow_query.as_deref().unwrap_or_default(),
@@ -455,8 +490,77 @@ fn validate(raw: RawSettings, source: &Source<'_>) -> Result<Settings, SourceErr
             metrics,
             identity,
             user,
+            cookies,
         },
     })
+}
+
+/// `cookies` and `cookie-secret` under `[server]`.
+fn validate_cookies(
+    server_raw: &RawServer,
+    source: &Source<'_>,
+    errors: &mut Vec<SourceError>,
+) -> CookieSettings {
+    let policy = match server_raw.cookies.as_ref().map(|v| v.get_ref().as_str()) {
+        None | Some("answer") => CookiePolicy::Answer,
+        Some("off") => CookiePolicy::Off,
+        Some("require") => CookiePolicy::Require,
+        Some(other) => {
+            errors.push(source.error(
+                span(&server_raw.cookies),
+                "server.cookies",
+                format!("{other:?}: expected \"answer\", \"require\" or \"off\""),
+            ));
+            CookiePolicy::Answer
+        }
+    };
+    let texts: Vec<&str> = match server_raw.cookie_secret.as_ref().map(Spanned::get_ref) {
+        None => Vec::new(),
+        Some(OneOrMore::One(text)) => vec![text],
+        Some(OneOrMore::More(list)) => list.iter().map(String::as_str).collect(),
+    };
+    let mut secrets = Vec::new();
+    let mut complain = |message: String| {
+        errors.push(source.error(
+            span(&server_raw.cookie_secret),
+            "server.cookie-secret",
+            message,
+        ))
+    };
+    if server_raw.cookie_secret.is_some() && !(1..=2).contains(&texts.len()) {
+        complain(format!(
+            "{} secrets: give one, or two while rolling over (the first mints, both are accepted)",
+            texts.len()
+        ));
+    }
+    for text in texts {
+        match parse_cookie_secret(text) {
+            Ok(secret) => secrets.push(secret),
+            Err(message) => complain(message),
+        }
+    }
+    CookieSettings {
+        policy,
+        secret: secrets.first().copied(),
+        previous_secret: secrets.get(1).copied(),
+    }
+}
+
+/// A cookie secret: 16 bytes as 32 hex digits, with or without `0x` (Knot DNS writes it with,
+/// Unbound without).
+fn parse_cookie_secret(text: &str) -> Result<[u8; 16], String> {
+    let hex = text.strip_prefix("0x").unwrap_or(text);
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{text:?}: expected 16 bytes as 32 hex digits (e.g. from `openssl rand -hex 16`)"
+        ));
+    }
+    let mut secret = [0u8; 16];
+    for (i, byte) in secret.iter_mut().enumerate() {
+        *byte =
+            u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| format!("{text:?}: {e}"))?;
+    }
+    Ok(secret)
 }
 
 /// The longest identity, version or NSID: one TXT character-string (RFC 1035 §3.3).
@@ -722,6 +826,67 @@ mod tests {
         // 255 bytes (one TXT string) is the most.
         let text = format!("[server]\nidentity = \"{}\"\n", "x".repeat(255));
         assert!(Settings::parse(Path::new("s.toml"), &text).is_ok());
+    }
+
+    #[test]
+    fn cookie_policy_and_secrets() {
+        let c = Settings::default().server.cookies;
+        assert_eq!(
+            (c.policy, c.secret, c.previous_secret),
+            (CookiePolicy::Answer, None, None)
+        );
+        let key = "e5e973e5a6b2a43f48e7dc849e37bfcf";
+        let text = format!("[server]\ncookies = \"require\"\ncookie-secret = \"0x{key}\"\n");
+        let c = Settings::parse(Path::new("s.toml"), &text)
+            .unwrap()
+            .server
+            .cookies;
+        assert_eq!(c.policy, CookiePolicy::Require);
+        assert_eq!(c.secret.unwrap()[..3], [0xe5, 0xe9, 0x73]);
+        assert_eq!(c.previous_secret, None);
+        let old = "dd3bdf9344b678b185a6f5cb60fca715";
+        let text = format!("[server]\ncookie-secret = [\"{key}\", \"0x{old}\"]\n");
+        let c = Settings::parse(Path::new("s.toml"), &text)
+            .unwrap()
+            .server
+            .cookies;
+        assert_eq!(c.secret.unwrap()[15], 0xcf);
+        assert_eq!(c.previous_secret.unwrap()[..2], [0xdd, 0x3b]);
+        let off = Settings::parse(Path::new("s.toml"), "[server]\ncookies = \"off\"\n").unwrap();
+        assert_eq!(off.server.cookies.policy, CookiePolicy::Off);
+
+        for (line, field, text) in [
+            (
+                2,
+                "server.cookies",
+                "[server]\ncookies = \"yes\"\n".to_string(),
+            ),
+            (
+                3,
+                "server.cookie-secret",
+                format!("[server]\n\ncookie-secret = \"{}\"\n", &key[2..]),
+            ),
+            (
+                2,
+                "server.cookie-secret",
+                "[server]\ncookie-secret = \"0xzz\"\n".into(),
+            ),
+            (
+                2,
+                "server.cookie-secret",
+                "[server]\ncookie-secret = []\n".into(),
+            ),
+            (
+                2,
+                "server.cookie-secret",
+                format!("[server]\ncookie-secret = [\"{key}\", \"{key}\", \"{key}\"]\n"),
+            ),
+        ] {
+            let errors = Settings::parse(Path::new("s.toml"), &text).unwrap_err();
+            assert_eq!(errors.0.len(), 1, "{errors}");
+            let e = &errors.0[0];
+            assert_eq!((e.line, e.field.as_str()), (line, field), "{errors}");
+        }
     }
 
     #[test]

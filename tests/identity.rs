@@ -7,6 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 
+use common::raw_query as query;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -44,35 +45,6 @@ fn start(config: Option<&str>) -> (tempfile::TempDir, Server) {
         config,
         &[],
     )
-}
-
-/// Wire form of a dotted name, letter case kept.
-fn wire(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name.split('.').filter(|l| !l.is_empty()) {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
-/// A query built byte by byte; `edns`: an OPT with this payload size and these options.
-fn query(id: u16, name: &str, qtype: u16, qclass: u16, edns: Option<(u16, &[u8])>) -> Vec<u8> {
-    let mut q = Vec::new();
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, edns.is_some() as u8]);
-    q.extend_from_slice(&wire(name));
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&qclass.to_be_bytes());
-    if let Some((payload, options)) = edns {
-        q.extend_from_slice(&[0, 0, 41]);
-        q.extend_from_slice(&payload.to_be_bytes());
-        q.extend_from_slice(&[0, 0, 0, 0]);
-        q.extend_from_slice(&(options.len() as u16).to_be_bytes());
-        q.extend_from_slice(options);
-    }
-    q
 }
 
 const NSID_ASKED: &[u8] = &[0, 3, 0, 0];

@@ -18,7 +18,7 @@ use secondaries::write_atomically;
 
 const HIT: &str = "bsf.mnc460.mcc313.lwm2m.org.";
 /// Every `result` label of `bsf_dns_queries_total`.
-const RESULTS: [&str; 10] = [
+const RESULTS: [&str; 11] = [
     "answer",
     "nodata",
     "nxdomain",
@@ -27,6 +27,7 @@ const RESULTS: [&str; 10] = [
     "formerr",
     "notimp",
     "badvers",
+    "badcookie",
     "other",
     "dropped",
 ];
@@ -190,6 +191,16 @@ fn every_response_is_counted_once_by_transport_and_result() {
     version_one[opt_version] = 1;
     sent("badvers", version_one, &|r| {
         r[3] & 0xF == 0 && r.len() > 11 && r[r.len() - 11 + 5] == 1
+    });
+    // A query with no question asking for a cookie, with a server cookie that is not ours:
+    // BADCOOKIE (23: 7 in the header, 1 in OPT, followed by our 28-byte COOKIE option).
+    let mut bad_cookie = vec![
+        0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 41, 4, 0xd0, 0, 0, 0, 0,
+    ];
+    bad_cookie.extend_from_slice(&[0, 20, 0, 10, 0, 16]);
+    bad_cookie.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 1, 0, 0, 0, 0, 0, 0, 0]);
+    sent("badcookie", bad_cookie, &|r| {
+        r[3] & 0xF == 7 && r.len() == 12 + 11 + 28 && r[12 + 5] == 1
     });
 
     // Two packets that get no response: a response, and a packet shorter than a header. One

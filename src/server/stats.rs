@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::transfer::stats::TransferStats;
-use crate::wire::query::FLAG_TC;
+use crate::wire::query::{skip_name, FLAG_TC};
 
 /// What a response told the client (mutually exclusive; label `result` of the metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub enum Outcome {
     NotImp,
     /// EDNS version above 0 (RFC 6891 §6.1.3).
     BadVers,
+    /// A cookie was required and not valid, or a cookie-only query brought a bad one
+    /// (RFC 7873 §5.2.3, §5.4).
+    BadCookie,
     /// Any other RCODE (none is sent today; counted rather than mislabelled).
     Other,
     /// No response sent: responses, packets too short or cut short by the kernel.
@@ -40,7 +43,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Answer,
         Outcome::NoData,
         Outcome::NxDomain,
@@ -49,6 +52,7 @@ impl Outcome {
         Outcome::FormErr,
         Outcome::NotImp,
         Outcome::BadVers,
+        Outcome::BadCookie,
         Outcome::Other,
         Outcome::Dropped,
     ];
@@ -64,6 +68,7 @@ impl Outcome {
             Outcome::FormErr => "formerr",
             Outcome::NotImp => "notimp",
             Outcome::BadVers => "badvers",
+            Outcome::BadCookie => "badcookie",
             Outcome::Other => "other",
             Outcome::Dropped => "dropped",
         }
@@ -85,30 +90,39 @@ impl Outcome {
             3 => Outcome::NxDomain,
             4 => Outcome::NotImp,
             5 => Outcome::Refused,
+            7 if extended_rcode(response) == Some(1) => Outcome::BadCookie,
             _ => Outcome::Other,
         }
     }
 }
 
 /// NODATA, or BADVERS: both have RCODE 0 in the header and no answer, but BADVERS carries
-/// extended RCODE 1 in its OPT record, the last 11 bytes (the responder writes OPT last, and
-/// a BADVERS response has nothing in its answer and authority sections).
+/// extended RCODE 1 in its OPT record.
 #[cold]
 #[inline(never)]
 fn empty_noerror(response: &[u8]) -> Outcome {
-    let authority = u16::from_be_bytes([response[8], response[9]]);
-    let additional = u16::from_be_bytes([response[10], response[11]]);
-    let opt_extended_rcode = response
-        .len()
-        .checked_sub(11)
-        .and_then(|start| response.get(start..))
-        .filter(|opt| opt[0] == 0 && opt[1..3] == [0, 41])
-        .map(|opt| opt[5]);
-    if authority == 0 && additional == 1 && opt_extended_rcode == Some(1) {
+    if extended_rcode(response) == Some(1) {
         Outcome::BadVers
     } else {
         Outcome::NoData
     }
+}
+
+/// The upper bits of the RCODE of a response with nothing but its question (if any) and an
+/// OPT record, as the responder writes BADVERS and BADCOOKIE; `None` for other responses.
+fn extended_rcode(response: &[u8]) -> Option<u8> {
+    let counts = response.get(4..12)?;
+    if counts[2..6] != [0, 0, 0, 0] || counts[6..8] != [0, 1] {
+        return None;
+    }
+    let opt = match counts[0..2] {
+        [0, 0] => 12,
+        [0, 1] => skip_name(response, 12)? + 4,
+        _ => return None,
+    };
+    // Owner (the root), TYPE OPT, payload size, then the extended RCODE.
+    let fixed = response.get(opt..opt + 6)?;
+    (fixed[..3] == [0, 0, 41]).then_some(fixed[5])
 }
 
 const CELLS: usize = Outcome::ALL.len();
@@ -271,6 +285,51 @@ mod tests {
         response[2] |= 0x80;
         assert_eq!(outcome_of(&s, &response, udp), Outcome::Dropped);
         assert_eq!(outcome_of(&s, &[0; 5], udp), Outcome::Dropped);
+    }
+
+    /// `packet` (ending with an OPT record) with one more EDNS option.
+    fn with_option(mut packet: Vec<u8>, code: u16, data: &[u8]) -> Vec<u8> {
+        let at = packet.len() - 2;
+        let rdlength = u16::from_be_bytes([packet[at], packet[at + 1]]) + 4 + data.len() as u16;
+        packet[at..].copy_from_slice(&rdlength.to_be_bytes());
+        packet.extend_from_slice(&code.to_be_bytes());
+        packet.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        packet.extend_from_slice(data);
+        packet
+    }
+
+    /// The extended RCODEs are read from the OPT record wherever it ends, options included.
+    #[test]
+    fn extended_rcodes_are_told_apart() {
+        let mut s = snapshot();
+        let hit = "bsf.mnc460.mcc313.lwm2m.org.";
+        let badvers_nsid = with_option(query(hit, RecordType::A, Some(1)), 3, &[]);
+        assert_eq!(
+            outcome_of(&s, &badvers_nsid, Transport::Udp),
+            Outcome::BadVers
+        );
+
+        s.cookies = Some(crate::wire::cookie::Cookies {
+            require: true,
+            secret: [7; 16],
+            previous: None,
+        });
+        let client_cookie = [1, 2, 3, 4, 5, 6, 7, 8];
+        let with_cookie = with_option(query(hit, RecordType::A, Some(0)), 10, &client_cookie);
+        let client = Some("192.0.2.1".parse().unwrap());
+        let outcome = |packet: &[u8], transport| {
+            let mut out = Vec::new();
+            Responder::new().respond_from(&s, packet, transport, client, &mut out);
+            Outcome::of_response(&out)
+        };
+        assert_eq!(outcome(&with_cookie, Transport::Udp), Outcome::BadCookie);
+        assert_eq!(outcome(&with_cookie, Transport::Tcp), Outcome::Answer);
+        let mut cookie_only = with_cookie.clone();
+        // No question: header, then the OPT record.
+        let opt_at = cookie_only.len() - (11 + 4 + 8);
+        cookie_only.drain(12..opt_at);
+        cookie_only[5] = 0;
+        assert_eq!(outcome(&cookie_only, Transport::Udp), Outcome::NoData);
     }
 
     #[test]

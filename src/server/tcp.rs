@@ -116,7 +116,7 @@ async fn serve_connection(
         }
         let snapshot = cx.snapshots.load_full();
         let verdict = if cx.acl.load().allows(peer.ip()) {
-            responder.respond(&snapshot, &query, Transport::Tcp, &mut out)
+            responder.respond_from(&snapshot, &query, Transport::Tcp, Some(peer.ip()), &mut out)
         } else {
             responder.refuse(&snapshot, &query, &mut out)
         };

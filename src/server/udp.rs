@@ -322,11 +322,13 @@ fn run(
                     &mut slot.out,
                     &mut slot.name,
                     slot.hash,
+                    || source_ip(&slot.addr),
                 )
             } else {
                 // The prefetch pass could not read a question name: the full parse decides
-                // how to fail.
-                responder.respond(snapshot, packet, Transport::Udp, &mut slot.out)
+                // how to fail (or answers a query that asks only for a cookie).
+                let client = source_ip(&slot.addr);
+                responder.respond_from(snapshot, packet, Transport::Udp, client, &mut slot.out)
             };
             if log_queries {
                 log_query(packet, slot);

@@ -8,9 +8,11 @@
 //! - `huge`: the memory of that table's slots and of those chunks (large ones in huge pages);
 //! - `snapshot`: a zone with every positive answer prebuilt as response bytes;
 //! - `respond`: query bytes → response bytes, shared by UDP and TCP;
-//! - `identity`: the server's identity, version and NSID on the wire (CHAOS TXT, EDNS).
+//! - `identity`: the server's identity, version and NSID on the wire (CHAOS TXT, EDNS);
+//! - `cookie`: DNS cookies (RFC 7873) with interoperable server cookies (RFC 9018).
 
 mod arena;
+pub mod cookie;
 pub mod encode;
 mod huge;
 pub mod identity;

@@ -5,6 +5,8 @@
 //! the look-up, kept as received for echoing the client's letter case), and the OPT record.
 //! Its error type is a small enum because errors are frequent on an exposed port.
 
+use super::cookie::{ReplyCookie, CLIENT_LEN, OPTION_COOKIE, SERVER_LEN_RANGE};
+
 /// Header flag bits (RFC 1035 §4.1.1), in the 16-bit flags word.
 pub const FLAG_QR: u16 = 0x8000;
 pub const FLAG_AA: u16 = 0x0400;
@@ -30,6 +32,22 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// The query carries an NSID option (RFC 5001): it asks the server to identify itself.
     pub nsid: bool,
+    /// Its first COOKIE option (RFC 7873 §5.2: later ones are ignored).
+    pub cookie: CookieOption,
+}
+
+/// Where a query's COOKIE option lies (RFC 7873 §4); judged by the responder (`cookie`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieOption {
+    Absent,
+    /// Of a length RFC 7873 §5.2.2 answers with FORMERR: not a client cookie alone, nor one
+    /// followed by a server cookie of 8 to 32 bytes.
+    Malformed,
+    /// Its data (the client cookie, then any server cookie) is `bytes[at..at + len]`.
+    Sent {
+        at: u16,
+        len: u8,
+    },
 }
 
 /// The question, both as received and lower-cased for look-ups.
@@ -57,6 +75,8 @@ pub struct Query<'a> {
     pub edns: Option<Edns>,
     /// Offset of a TSIG record (the last of the additional section), if any.
     pub tsig_offset: Option<usize>,
+    /// The COOKIE option to answer with, once the responder has judged the query's.
+    pub reply_cookie: Option<ReplyCookie>,
     /// The whole message.
     pub bytes: &'a [u8],
 }
@@ -68,6 +88,9 @@ pub enum Reject {
     Drop,
     /// Malformed after a readable header: answer FORMERR.
     FormErr,
+    /// No question, and otherwise well formed: FORMERR, unless the query asks only for a
+    /// server cookie (RFC 7873 §5.4; the responder tells).
+    NoQuestion,
 }
 
 /// Lower-cased QNAME in wire format, in a stack buffer.
@@ -217,6 +240,7 @@ impl<'a> Query<'a> {
             question: None,
             edns: None,
             tsig_offset: None,
+            reply_cookie: None,
             bytes,
         }
     }
@@ -253,6 +277,12 @@ pub fn parse_into(
     query.nscount = u16::from_be_bytes([ns0, ns1]);
     query.arcount = u16::from_be_bytes([ar0, ar1]);
     if query.qdcount != 1 {
+        if query.qdcount == 0 {
+            // RFC 7873 §5.4: a query without a question may ask for a server cookie; read
+            // its OPT record for the responder to tell.
+            read_questionless_records(query)?;
+            return Err(Reject::NoQuestion);
+        }
         return Err(Reject::FormErr);
     }
     // A question name has no compression pointers: its wire length is its lowered length.
@@ -276,7 +306,21 @@ pub fn parse_into(
         qtype: u16::from_be_bytes([t0, t1]),
         qclass: u16::from_be_bytes([c0, c1]),
     });
-    let mut pos = after_name + 4;
+    read_records(query, after_name + 4)
+}
+
+/// `read_records` for a query without a question: out of line, as few queries are.
+#[cold]
+#[inline(never)]
+fn read_questionless_records(query: &mut Query<'_>) -> Result<(), Reject> {
+    read_records(query, 12)
+}
+
+/// Reads the answer, authority and additional records from `pos`: the OPT record's EDNS
+/// parameters and where a TSIG record lies.
+#[inline(always)]
+fn read_records(query: &mut Query<'_>, mut pos: usize) -> Result<(), Reject> {
+    let bytes = query.bytes;
     let records = query.ancount as usize + query.nscount as usize + query.arcount as usize;
     let first_additional = query.ancount as usize + query.nscount as usize;
     for index in 0..records {
@@ -303,7 +347,7 @@ pub fn parse_into(
                     if query.edns.is_some() || bytes[start] != 0 {
                         return Err(Reject::FormErr);
                     }
-                    let Some(nsid) = read_options(&bytes[after_owner + 10..end]) else {
+                    let Some((nsid, cookie)) = read_options(bytes, after_owner + 10, end) else {
                         return Err(Reject::FormErr);
                     };
                     query.edns = Some(Edns {
@@ -311,6 +355,7 @@ pub fn parse_into(
                         version,
                         dnssec_ok: do_z & 0x80 != 0,
                         nsid,
+                        cookie,
                     });
                 }
                 TYPE_TSIG => {
@@ -331,18 +376,43 @@ pub fn parse_into(
 /// EDNS option code of NSID (RFC 5001 §2.3).
 pub const OPTION_NSID: u16 = 3;
 
-/// Reads the EDNS options, (code, length, data) triples that must exactly fill the RDATA:
-/// whether one of them is NSID, or `None` when they are malformed. Other options are
-/// ignored (RFC 6891 §6.1.2).
-fn read_options(mut rdata: &[u8]) -> Option<bool> {
+/// Reads the EDNS options in `bytes[start..end]` (the OPT RDATA), (code, length, data)
+/// triples that must exactly fill it: whether one of them is NSID, and the first COOKIE; `None`
+/// when they are malformed. Other options are ignored (RFC 6891 §6.1.2).
+fn read_options(bytes: &[u8], start: usize, end: usize) -> Option<(bool, CookieOption)> {
     let mut nsid = false;
-    while !rdata.is_empty() {
-        let code = read_u16(rdata, 0)?;
-        let len = read_u16(rdata, 2)?;
-        rdata = rdata.get(4 + len as usize..)?;
+    let mut cookie = CookieOption::Absent;
+    let mut pos = start;
+    while pos < end {
+        let code = read_u16(bytes, pos)?;
+        let len = read_u16(bytes, pos + 2)? as usize;
+        let data = pos + 4;
+        pos = data + len;
+        if pos > end {
+            return None;
+        }
         nsid |= code == OPTION_NSID;
+        if code == OPTION_COOKIE && cookie == CookieOption::Absent {
+            cookie = cookie_option(data, len);
+        }
     }
-    Some(nsid)
+    Some((nsid, cookie))
+}
+
+/// A COOKIE option's data at `at`, of `len` bytes: a client cookie, alone or followed by a
+/// server cookie.
+#[cold]
+fn cookie_option(at: usize, len: usize) -> CookieOption {
+    let server = len.wrapping_sub(CLIENT_LEN);
+    if len == CLIENT_LEN || SERVER_LEN_RANGE.contains(&server) {
+        // An OPT record lies within a message of at most 65535 bytes.
+        CookieOption::Sent {
+            at: at as u16,
+            len: len as u8,
+        }
+    } else {
+        CookieOption::Malformed
+    }
 }
 
 impl LowerName {
@@ -483,6 +553,7 @@ mod tests {
                 version: 1,
                 dnssec_ok: true,
                 nsid: false,
+                cookie: CookieOption::Absent,
             })
         );
         // NSID asked for among other options (a cookie before it, padding after).
@@ -494,13 +565,70 @@ mod tests {
         ]
         .concat();
         let bytes = query(b"\x00", 6, &options, 1);
-        assert!(parse(&bytes, &mut lower).unwrap().edns.unwrap().nsid);
+        let edns = parse(&bytes, &mut lower).unwrap().edns.unwrap();
+        assert!(edns.nsid);
+        // The cookie's data lies after header, question (1 + 4), OPT (11) and option head.
+        let at = 12 + 5 + 11 + 4;
+        assert_eq!(edns.cookie, CookieOption::Sent { at, len: 8 });
+        assert_eq!(
+            bytes[at as usize..at as usize + 8],
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
         let two = [opt, opt].concat();
         let bytes = query(b"\x00", 6, &two, 2);
         assert_eq!(parse(&bytes, &mut lower).unwrap_err().0, Reject::FormErr);
         let bad_option = [0u8, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 3, 0, 10, 0];
         let bytes = query(b"\x00", 6, &bad_option, 1);
         assert_eq!(parse(&bytes, &mut lower).unwrap_err().0, Reject::FormErr);
+    }
+
+    /// RFC 7873 §5.2.2: a client cookie alone or with a server cookie of 8 to 32 bytes; the
+    /// first COOKIE option counts.
+    #[test]
+    fn cookie_option_lengths() {
+        let mut lower = LowerName::new();
+        let cookie_of = |options: &[&[u8]]| {
+            let data: Vec<u8> = options
+                .iter()
+                .flat_map(|o| [&[0u8, 10][..], &(o.len() as u16).to_be_bytes(), o].concat())
+                .collect();
+            let mut opt = vec![0u8, 0, 41, 0x04, 0xd0, 0, 0, 0, 0];
+            opt.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            opt.extend_from_slice(&data);
+            let bytes = query(b"\x00", 1, &opt, 1);
+            parse(&bytes, &mut LowerName::new())
+                .unwrap()
+                .edns
+                .unwrap()
+                .cookie
+        };
+        for len in [8, 16, 24, 40] {
+            assert!(
+                matches!(cookie_of(&[&vec![0; len]]), CookieOption::Sent { len: l, .. } if l as usize == len),
+                "{len}"
+            );
+        }
+        for len in [0, 7, 9, 15, 41] {
+            assert_eq!(
+                cookie_of(&[&vec![0; len]]),
+                CookieOption::Malformed,
+                "{len}"
+            );
+        }
+        assert!(matches!(
+            cookie_of(&[&[0; 8], &[0; 3]]),
+            CookieOption::Sent { len: 8, .. }
+        ));
+        // A query without a question still has its OPT record read.
+        let opt = [
+            0u8, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
+        let mut bytes = vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1];
+        bytes.extend_from_slice(&opt);
+        let (reject, read) = parse(&bytes, &mut lower).unwrap_err();
+        assert_eq!(reject, Reject::NoQuestion);
+        let edns = read.unwrap().edns.unwrap();
+        assert_eq!(edns.cookie, CookieOption::Sent { at: 27, len: 8 });
     }
 
     #[test]

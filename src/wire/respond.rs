@@ -13,16 +13,20 @@
 //! malformed packets with a readable header; NOTIMP for opcodes other than QUERY; REFUSED for
 //! other classes and names outside the zone; responses (QR=1) are never answered.
 
+use std::net::IpAddr;
+
 use hickory_proto::op::Query as HickoryQuery;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::cookie::{self, Judgement};
 use super::encode::Encoder;
 use super::identity;
 use super::names::Prebuilt;
 use super::query::{
-    parse, parse_into, Edns, LowerName, Query, Question, Reject, CLASS_ANY, CLASS_IN, FLAG_AA,
-    FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
+    parse, parse_into, CookieOption, Edns, LowerName, Query, Question, Reject, CLASS_ANY, CLASS_IN,
+    FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
+    TYPE_OPT,
 };
 use super::snapshot::{prebuild, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
@@ -32,8 +36,10 @@ const RCODE_FORMERR: u16 = 1;
 const RCODE_NXDOMAIN: u16 = 3;
 const RCODE_NOTIMP: u16 = 4;
 const RCODE_REFUSED: u16 = 5;
-/// BADVERS is extended RCODE 16: 1 in the OPT's upper bits, 0 in the header.
-const EXTENDED_BADVERS: u8 = 1;
+/// Extended RCODEs (RFC 6891 §6.1.3): the upper 8 bits go in the OPT record, the lower 4 in
+/// the header.
+const RCODE_BADVERS: u16 = 16;
+const RCODE_BADCOOKIE: u16 = 23;
 
 /// Responses without EDNS must fit in 512 octets (RFC 1035 §4.2.1).
 const CLASSIC_UDP_LIMIT: usize = 512;
@@ -84,7 +90,8 @@ impl Responder {
         }
     }
 
-    /// Answers `packet` into `out` (cleared first).
+    /// Answers `packet` into `out` (cleared first), not knowing who sent it: COOKIE options
+    /// are then ignored (a server cookie is bound to the client's address).
     pub fn respond(
         &mut self,
         snapshot: &Snapshot,
@@ -92,20 +99,32 @@ impl Responder {
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> Verdict {
-        answer(
-            snapshot,
-            packet,
-            transport,
-            out,
-            &mut self.lower,
-            false,
-            None,
-        )
+        let lower = &mut self.lower;
+        answer(snapshot, packet, transport, out, lower, false, None, || {
+            None
+        })
     }
 
-    /// As `respond`, for a packet whose question name the caller already read into `lower`
-    /// (`query::question_name`) and hashed (`NameIndex::hash`): the UDP path does both ahead
-    /// for a whole batch, to prefetch, and they are not done again here.
+    /// `respond` for a packet from `client` (when known).
+    pub fn respond_from(
+        &mut self,
+        snapshot: &Snapshot,
+        packet: &[u8],
+        transport: Transport,
+        client: Option<IpAddr>,
+        out: &mut Vec<u8>,
+    ) -> Verdict {
+        let lower = &mut self.lower;
+        answer(snapshot, packet, transport, out, lower, false, None, || {
+            client
+        })
+    }
+
+    /// As `respond_from`, for a packet whose question name the caller already read into
+    /// `lower` (`query::question_name`) and hashed (`NameIndex::hash`): the UDP path does both
+    /// ahead for a whole batch, to prefetch, and they are not done again here. The client's
+    /// address is asked for only when a query carries a cookie.
+    #[allow(clippy::too_many_arguments)]
     pub fn respond_prepared(
         &mut self,
         snapshot: &Snapshot,
@@ -114,13 +133,25 @@ impl Responder {
         out: &mut Vec<u8>,
         lower: &mut LowerName,
         hash: u64,
+        client: impl FnOnce() -> Option<IpAddr>,
     ) -> Verdict {
-        answer(snapshot, packet, transport, out, lower, true, Some(hash))
+        answer(
+            snapshot,
+            packet,
+            transport,
+            out,
+            lower,
+            true,
+            Some(hash),
+            client,
+        )
     }
 }
 
 /// The responder's work; `lower` is the question-name buffer (already filled when
-/// `prelowered`).
+/// `prelowered`); `client` gives the sender's address, asked for when a query has a cookie.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn answer(
     snapshot: &Snapshot,
     packet: &[u8],
@@ -129,14 +160,30 @@ fn answer(
     lower: &mut LowerName,
     prelowered: bool,
     hash: Option<u64>,
+    client: impl FnOnce() -> Option<IpAddr>,
 ) -> Verdict {
     {
         out.clear();
         let mut query = Query::unread(packet);
         match parse_into(&mut query, lower, prelowered) {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(sent) = sent_cookie(snapshot, &query) {
+                    let judged = judge_cookie(out, snapshot, &mut query, sent, transport, client);
+                    if let Some(verdict) = judged {
+                        return verdict;
+                    }
+                }
+            }
             Err(Reject::Drop) => return Verdict::Drop,
-            Err(Reject::FormErr) => {
+            Err(reject @ (Reject::FormErr | Reject::NoQuestion)) => {
+                if let Some(sent) =
+                    sent_cookie(snapshot, &query).filter(|_| reject == Reject::NoQuestion)
+                {
+                    let judged = judge_cookie(out, snapshot, &mut query, sent, transport, client);
+                    if let Some(verdict) = judged {
+                        return verdict;
+                    }
+                }
                 // The question is echoed only when it was read whole and is the only one.
                 let question = query.question.filter(|_| query.qdcount == 1);
                 write_error(
@@ -183,7 +230,7 @@ fn answer(
             return Verdict::Send;
         }
         if let Some(edns) = query.edns.filter(|e| e.version > 0) {
-            write_badvers(out, snapshot, &query, raw_question, edns);
+            write_extended_error(out, snapshot, &query, raw_question, RCODE_BADVERS, edns);
             return Verdict::Send;
         }
         // Other classes and zone transfers (never over UDP; over TCP they are the transfer
@@ -273,31 +320,118 @@ fn write_header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {
 }
 
 /// OPT with our payload size, version 0, the client's DO bit (RFC 3225 §3) and, when asked
-/// for, our NSID (RFC 5001).
+/// for, our cookie (RFC 7873) and NSID (RFC 5001).
 #[inline(always)]
-fn write_opt(out: &mut Vec<u8>, snapshot: &Snapshot, extended_rcode: u8, edns: Edns) {
-    if edns.nsid {
-        write_opt_with_nsid(out, snapshot, extended_rcode, edns);
+fn write_opt(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &Query<'_>,
+    extended_rcode: u8,
+    edns: Edns,
+) {
+    if edns.nsid || query.reply_cookie.is_some() {
+        write_opt_with_options(out, snapshot, query, extended_rcode, edns);
         return;
     }
     out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns, 0));
 }
 
-/// `write_opt` for a query that asked for the NSID: kept out of line, as few queries do. The
-/// NSID goes in only where the response stays within what the client takes over UDP (RFC 6891
-/// §6.2.5; the same bound over TCP, where responses that large carry no NSID): the answer
-/// is sized without it, and the data matters more than the name of who sent it.
+/// Bytes of the OPT record a response to `query` ends with, when it has one: the answer
+/// must leave room for it, cookie included. (Not the NSID, added only where room is left.)
+#[inline(always)]
+fn opt_len(query: &Query<'_>) -> usize {
+    match query.edns {
+        None => 0,
+        Some(_) if query.reply_cookie.is_some() => OPT_LEN + cookie::OPTION_LEN,
+        Some(_) => OPT_LEN,
+    }
+}
+
+/// `write_opt` for a query with a cookie or asking for the NSID: kept out of line, as few
+/// queries do. The answer was sized with the cookie in it (a resolver that sent one drops a
+/// response without it as forged); the NSID goes in only where the response stays within what
+/// the client takes over UDP (RFC 6891 §6.2.5; the same bound over TCP, where responses that
+/// large carry no NSID): the data matters more than the name of who sent it.
 #[cold]
 #[inline(never)]
-fn write_opt_with_nsid(out: &mut Vec<u8>, snapshot: &Snapshot, extended_rcode: u8, edns: Edns) {
-    let room = udp_limit(snapshot, edns).saturating_sub(out.len() + OPT_LEN);
-    let options = Some(identity::nsid_option_len(&snapshot.identity))
-        .filter(|&len| len <= room)
+fn write_opt_with_options(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &Query<'_>,
+    extended_rcode: u8,
+    edns: Edns,
+) {
+    let cookie_len = query.reply_cookie.map_or(0, |_| cookie::OPTION_LEN);
+    let room = udp_limit(snapshot, edns).saturating_sub(out.len() + OPT_LEN + cookie_len);
+    let nsid_len = Some(identity::nsid_option_len(&snapshot.identity))
+        .filter(|&len| edns.nsid && len <= room)
         .unwrap_or(0);
-    out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns, options));
-    if options != 0 {
+    out.extend_from_slice(&opt_header(
+        snapshot,
+        extended_rcode,
+        edns,
+        cookie_len + nsid_len,
+    ));
+    if let Some(reply) = &query.reply_cookie {
+        cookie::write_option(out, reply);
+    }
+    if nsid_len != 0 {
         identity::write_nsid_option(out, &snapshot.identity);
     }
+}
+
+/// The query's cookie option, when it has one and cookies are on.
+#[inline(always)]
+fn sent_cookie(snapshot: &Snapshot, query: &Query<'_>) -> Option<CookieOption> {
+    let cookie = query.edns?.cookie;
+    (cookie != CookieOption::Absent && snapshot.cookies.is_some()).then_some(cookie)
+}
+
+/// Judges a query's cookie (RFC 7873 §5.2, RFC 9018) and sets the one to answer with; or
+/// answers the query itself: FORMERR for a malformed cookie, NOERROR or BADCOOKIE to a query
+/// that only asks for a cookie (no question: §5.4), BADCOOKIE to a UDP query without a valid
+/// server cookie when cookies are required (§5.2.3). A query whose sender is not known is
+/// answered as if it had no cookie.
+#[cold]
+#[inline(never)]
+fn judge_cookie(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &mut Query<'_>,
+    sent: CookieOption,
+    transport: Transport,
+    client: impl FnOnce() -> Option<IpAddr>,
+) -> Option<Verdict> {
+    let (Some(cookies), Some(edns)) = (&snapshot.cookies, query.edns) else {
+        return None;
+    };
+    let question = query.question.map(|q| q.raw);
+    let questionless = query.question.is_none();
+    let data = match sent {
+        CookieOption::Sent { at, len } => query.bytes.get(at as usize..at as usize + len as usize),
+        CookieOption::Malformed | CookieOption::Absent => None,
+    };
+    let Some((client_cookie, server_cookie)) = data.and_then(|d| d.split_first_chunk()) else {
+        write_error(out, snapshot, query, question, RCODE_FORMERR, Some(edns));
+        return Some(Verdict::Send);
+    };
+    let ip = client()?;
+    let (judgement, reply) = cookies.answer(client_cookie, server_cookie, ip, cookie::now());
+    query.reply_cookie = Some(reply);
+    if questionless {
+        let rcode = if judgement == Judgement::Valid || server_cookie.is_empty() {
+            RCODE_NOERROR
+        } else {
+            RCODE_BADCOOKIE
+        };
+        write_extended_error(out, snapshot, query, None, rcode, edns);
+        return Some(Verdict::Send);
+    }
+    if cookies.require && judgement == Judgement::Invalid && transport == Transport::Udp {
+        write_extended_error(out, snapshot, query, question, RCODE_BADCOOKIE, edns);
+        return Some(Verdict::Send);
+    }
+    None
 }
 
 /// The OPT record up to its options: owner (root), type, our payload size, extended RCODE,
@@ -326,25 +460,28 @@ fn write_error(
         out.extend_from_slice(q);
     }
     if let Some(e) = edns {
-        write_opt(out, snapshot, 0, e);
+        write_opt(out, snapshot, query, 0, e);
     }
 }
 
+/// A response with no records but OPT, and an RCODE that may need OPT's upper bits
+/// (BADVERS, BADCOOKIE; also the NOERROR of a cookie-only query).
 #[cold]
 #[inline(never)]
-fn write_badvers(
+fn write_extended_error(
     out: &mut Vec<u8>,
     snapshot: &Snapshot,
     query: &Query<'_>,
     question: Option<&[u8]>,
+    rcode: u16,
     edns: Edns,
 ) {
     let counts = [question.is_some() as u16, 0, 0, 1];
-    write_header(out, query.id, response_flags(query, 0, 0), counts);
+    write_header(out, query.id, response_flags(query, 0, rcode), counts);
     if let Some(q) = question {
         out.extend_from_slice(q);
     }
-    write_opt(out, snapshot, EXTENDED_BADVERS, edns);
+    write_opt(out, snapshot, query, (rcode >> 4) as u8, edns);
 }
 
 /// NXDOMAIN or NODATA: the question and the SOA (negative TTL) in the authority section.
@@ -364,7 +501,7 @@ fn write_negative(
     out.extend_from_slice(&(0xC000u16 | apex_offset as u16).to_be_bytes());
     out.extend_from_slice(&snapshot.soa_tail);
     if let Some(e) = query.edns {
-        write_opt(out, snapshot, 0, e);
+        write_opt(out, snapshot, query, 0, e);
     }
 }
 
@@ -381,7 +518,7 @@ fn write_prebuilt(
     prebuilt: Prebuilt<'_>,
     limit: usize,
 ) {
-    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let opt_len = opt_len(query);
     let fits = |len: usize| len + question.len() + opt_len <= limit;
     let chosen = if fits(prebuilt.bytes.len()) {
         Some((prebuilt.bytes, false))
@@ -406,7 +543,7 @@ fn write_prebuilt(
         );
         out.extend_from_slice(question);
         if let Some(e) = query.edns {
-            write_opt(out, snapshot, 0, e);
+            write_opt(out, snapshot, query, 0, e);
         }
         return;
     };
@@ -427,7 +564,7 @@ fn write_prebuilt(
     out.extend_from_slice(question);
     out.extend_from_slice(records);
     if let Some(e) = query.edns {
-        write_opt(out, snapshot, 0, e);
+        write_opt(out, snapshot, query, 0, e);
     }
 }
 
@@ -461,7 +598,7 @@ fn write_chaos(
     out.extend_from_slice(question.raw);
     identity::write_chaos_record(out, text);
     if let Some(e) = query.edns {
-        write_opt(out, snapshot, 0, e);
+        write_opt(out, snapshot, query, 0, e);
     }
     true
 }

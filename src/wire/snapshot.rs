@@ -10,6 +10,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
+use super::cookie::Cookies;
 use super::encode::{Encoded, Encoder};
 use super::names::{NameIndex, NodeAnswers, OwnedPrebuilt, PartNames, PartNamesBuilder};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct Snapshot {
     pub max_udp_payload: u16,
     /// What the server says about itself (CHAOS TXT answers, NSID).
     pub identity: ServerIdentity,
+    /// DNS cookies: `None` when switched off.
+    pub cookies: Option<Cookies>,
 }
 
 /// A response as the index stores it: without its question section (the responder copies
@@ -238,6 +241,7 @@ impl Snapshot {
             zone: Arc::new(zone),
             max_udp_payload: server.max_udp_payload,
             identity: server.identity.clone(),
+            cookies: Cookies::from_settings(&server.cookies),
         }
     }
 
