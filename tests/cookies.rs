@@ -434,3 +434,55 @@ fn start_knot_with_cookies(dir: &std::path::Path, secret: &str) -> (Guard, Socke
         Err(format!("knotd did not answer within 5 s:\n{log}"))
     })
 }
+
+/// Twelve bootstrap URIs: TXT, SRV and URI answers of several hundred bytes, around the
+/// sizes clients take.
+fn many_uris() -> String {
+    let mut text = String::from("mcc = \"001\"\nmnc = [\"01\"]\naddresses = [\"192.0.2.1\"]\n");
+    for i in 0..12 {
+        let _ = write!(
+            text,
+            "[[bootstrap]]\nuri = \"coaps://bootstrap-{i}.a-long-operator-name.example:5684\"\n"
+        );
+    }
+    text
+}
+
+/// The cookie is part of the answer's size: every response fits the client's UDP size with
+/// it (TC or trimmed additional records where the answer alone would have fitted), and
+/// carries it; the NSID (asked for too) comes only where room is left.
+#[test]
+fn answers_leave_room_for_the_cookie() {
+    let many = many_uris();
+    let nsid = "n".repeat(100);
+    let (_dir, server) = start_with(
+        &[("313-460.toml", SEED), ("001-01.toml", &many)],
+        Some(&format!(
+            "[server]\nnsid = \"{nsid}\"\ncookie-secret = \"{SECRET}\"\n"
+        )),
+        &[],
+    );
+    let options = [cookie_option(&CLIENT_COOKIE), vec![0, 3, 0, 0]].concat();
+    let mut truncated = 0;
+    for payload in (512..=1232).step_by(40) {
+        for (name, qtype) in [
+            ("bsf.mnc01.mcc001.lwm2m.org", 16),
+            ("_coaps._udp.bsf.mnc01.mcc001.lwm2m.org", 33),
+            ("_coaps._udp.bsf.mnc01.mcc001.lwm2m.org", 256),
+            ("bsf.mnc01.mcc001.lwm2m.org", A),
+            ("bsf.mnc99.mcc001.lwm2m.org", A),
+        ] {
+            let query = raw_query(61, name, qtype, IN, Some((payload, &options)));
+            let bytes = udp(server.addr, &query);
+            let r = read(&bytes);
+            let what = format!("{name} type {qtype} at {payload}: {} bytes", bytes.len());
+            assert!(bytes.len() <= payload as usize, "{what}");
+            assert_minted(&r.cookie(), SECRET);
+            if r.flags & 0x0200 != 0 {
+                truncated += 1;
+                assert_eq!(r.counts[1], 0, "{what}: TC with no answer");
+            }
+        }
+    }
+    assert!(truncated > 0, "some answers only fit over TCP");
+}

@@ -47,6 +47,30 @@ fn random_and_mutated_packets_do_not_hurt() {
             None,
         ),
         query_bytes("nothing.lwm2m.org.", RecordType::TXT, Some(512)),
+        // With a client and server cookie (and NSID asked for), and asking only for a cookie.
+        raw_query(
+            3,
+            "bsf.mnc460.mcc313.lwm2m.org",
+            16,
+            1,
+            Some((
+                1232,
+                &[
+                    &[0u8, 10, 0, 24][..],
+                    &[7; 8],
+                    &[1, 0, 0, 0, 0x6b, 0, 0, 0],
+                    &[9; 8],
+                    &[0, 3, 0, 0],
+                ]
+                .concat(),
+            )),
+        ),
+        [
+            &[0u8, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1][..],
+            &[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8],
+            &[7; 8],
+        ]
+        .concat(),
     ];
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
