@@ -303,6 +303,12 @@ fn reloads_are_counted_and_a_bad_set_shows() {
         );
     }
     assert_eq!(first["bsf_dns_reload_last_good"], 1.0);
+    // Nothing kept for IXFR yet: transfers start from the served serial.
+    assert_eq!(first["bsf_dns_journal_versions"], 0.0);
+    assert_eq!(
+        first["bsf_dns_journal_oldest_serial"],
+        f64::from(serial_before)
+    );
     // The start-up load read a good set.
     let read_at = first["bsf_dns_reload_last_good_timestamp_seconds"];
     assert!(read_at >= first["bsf_dns_start_time_seconds"], "{first:?}");
@@ -333,6 +339,12 @@ fn reloads_are_counted_and_a_bad_set_shows() {
         "a rejected reload read no good set"
     );
     assert!(good["bsf_dns_zone_records"] > first["bsf_dns_zone_records"]);
+    // The replaced version is kept: a secondary at the old serial can take the difference.
+    assert_eq!(good["bsf_dns_journal_versions"], 1.0);
+    assert_eq!(
+        good["bsf_dns_journal_oldest_serial"],
+        f64::from(serial_before)
+    );
     let took = good["bsf_dns_reload_last_duration_seconds"];
     assert!(took > 0.0 && took < 5.0, "{took}");
 

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::stats::{unix_seconds, Outcome, ServerStats};
 use crate::reload::Reloader;
+use crate::transfer::journal::Journal;
 use crate::transfer::stats::{NotifyOutcome, TransferOutcome};
 use crate::wire::Snapshot;
 
@@ -40,6 +41,8 @@ pub struct MetricsSource {
     /// the connections open now, without a counter of their own.
     pub tcp_connections: Arc<Semaphore>,
     pub tcp_max_connections: usize,
+    /// The versions kept for incremental transfers.
+    pub journal: Arc<Journal>,
 }
 
 /// Accepts scrapes until shutdown.
@@ -278,7 +281,7 @@ pub fn render(source: &MetricsSource) -> String {
     let snapshot = source.snapshots.load();
     let zone = &snapshot.zone;
     let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed) as f64;
-    let singles: [Single; 11] = [
+    let singles: [Single; 13] = [
         (
             "bsf_dns_tcp_connections_accepted_total",
             "counter",
@@ -340,6 +343,18 @@ pub fn render(source: &MetricsSource) -> String {
             "gauge",
             "How long the last reload took, whatever its outcome.",
             load(&reloads.last_duration_us) / 1e6,
+        ),
+        (
+            "bsf_dns_journal_versions",
+            "gauge",
+            "Earlier versions of the zone kept for incremental transfers (IXFR): a secondary at one of their serials gets only the differences, an older one the whole zone.",
+            source.journal.len() as f64,
+        ),
+        (
+            "bsf_dns_journal_oldest_serial",
+            "gauge",
+            "The oldest serial an incremental transfer can start from (the served serial when no earlier version is kept).",
+            f64::from(source.journal.oldest_serial().unwrap_or(zone.serial)),
         ),
         (
             "bsf_dns_start_time_seconds",

@@ -275,7 +275,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             snapshots.clone(),
             acl.clone(),
             running,
-            journal,
+            journal.clone(),
         ));
         // Scale-out: NOTIFY on serial changes, transfer settings kept current.
         crate::transfer::start(
@@ -297,6 +297,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
                 snapshots: snapshots.clone(),
                 tcp_connections: cx.connections.clone(),
                 tcp_max_connections: server_settings.tcp_max_connections,
+                journal: journal.clone(),
             });
             tokio::spawn(metrics::serve(listener, source, shutdown.clone()));
             tracing::info!("metrics on http://{addr}/metrics");

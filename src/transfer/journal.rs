@@ -94,6 +94,12 @@ impl Journal {
             .map(|v| v.zone.clone())
     }
 
+    /// The serial of the oldest version kept.
+    pub fn oldest_serial(&self) -> Option<u32> {
+        let versions = self.versions.lock().ok()?;
+        versions.front().map(|v| v.zone.serial)
+    }
+
     /// How many versions are kept.
     pub fn len(&self) -> usize {
         self.versions.lock().map_or(0, |v| v.len())
