@@ -18,7 +18,8 @@
 //!
 //! Every response to a query with a client cookie gets a freshly minted server cookie (as Knot
 //! DNS and BIND do); validation decides only what `require` refuses and how a cookie-only
-//! query (no question, RFC 7873 §5.4) is answered.
+//! query (no question, RFC 7873 §5.4) is answered, so it is done only for those: with the
+//! default policy a query with a cookie costs one SipHash.
 
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -60,15 +61,6 @@ pub struct Cookies {
     pub previous: Option<Secret>,
 }
 
-/// A query's cookie, judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Judgement {
-    /// A server cookie we (or a server sharing our secret) minted within its lifetime.
-    Valid,
-    /// Only a client cookie, or a server cookie that is not ours, too old or from elsewhere.
-    Invalid,
-}
-
 impl Cookies {
     /// The responder's view of the settings; `None` when cookies are off. Without a
     /// configured secret, the process's own random one.
@@ -83,28 +75,22 @@ impl Cookies {
         })
     }
 
-    /// Judges the server cookie a client sent back (empty: it sent none) and mints the one to
-    /// answer with. `now`: seconds since 1970, modulo 2³² as the timestamp field has it.
-    pub fn answer(
-        &self,
-        client: &[u8; CLIENT_LEN],
-        server: &[u8],
-        ip: IpAddr,
-        now: u32,
-    ) -> (Judgement, ReplyCookie) {
-        let valid = [Some(&self.secret), self.previous.as_ref()]
+    /// Whether `server`, the server cookie a client sent back (empty: none), is one we (or a
+    /// server sharing a secret) minted for this client cookie and address within its
+    /// lifetime. `now`: seconds since 1970, modulo 2³² as the timestamp field has it.
+    pub fn accepts(&self, client: &[u8; CLIENT_LEN], server: &[u8], ip: IpAddr, now: u32) -> bool {
+        [Some(&self.secret), self.previous.as_ref()]
             .into_iter()
             .flatten()
-            .any(|secret| matches(secret, client, server, ip, now));
-        let judgement = if valid {
-            Judgement::Valid
-        } else {
-            Judgement::Invalid
-        };
+            .any(|secret| matches(secret, client, server, ip, now))
+    }
+
+    /// The COOKIE option to answer with: the client cookie and a server cookie minted now.
+    pub fn reply(&self, client: &[u8; CLIENT_LEN], ip: IpAddr, now: u32) -> ReplyCookie {
         let mut reply = [0u8; CLIENT_LEN + SERVER_LEN];
         reply[..CLIENT_LEN].copy_from_slice(client);
         reply[CLIENT_LEN..].copy_from_slice(&mint(&self.secret, client, ip, now));
-        (judgement, reply)
+        reply
     }
 }
 
@@ -278,20 +264,16 @@ mod tests {
             secret: new,
             previous: Some(old),
         };
-        let (judgement, reply) = rolled.answer(&c4, s4, ip4, 1559741961);
-        assert_eq!(judgement, Judgement::Valid);
+        assert!(rolled.accepts(&c4, s4, ip4, 1559741961));
         assert_eq!(
-            reply.to_vec(),
+            rolled.reply(&c4, ip4, 1559741961).to_vec(),
             hex("22681ab97d52c298010000005cf7c609a6bb79d16625507a")
         );
         let only_new = Cookies {
             previous: None,
             ..rolled
         };
-        assert_eq!(
-            only_new.answer(&c4, s4, ip4, 1559741961).0,
-            Judgement::Invalid
-        );
+        assert!(!only_new.accepts(&c4, s4, ip4, 1559741961));
     }
 
     #[test]

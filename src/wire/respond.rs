@@ -19,7 +19,7 @@ use hickory_proto::op::Query as HickoryQuery;
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::cookie::{self, Judgement};
+use super::cookie;
 use super::encode::Encoder;
 use super::identity;
 use super::names::Prebuilt;
@@ -416,10 +416,12 @@ fn judge_cookie(
         return Some(Verdict::Send);
     };
     let ip = client()?;
-    let (judgement, reply) = cookies.answer(client_cookie, server_cookie, ip, cookie::now());
-    query.reply_cookie = Some(reply);
+    let now = cookie::now();
+    query.reply_cookie = Some(cookies.reply(client_cookie, ip, now));
+    // Validating costs a hash: only where the answer depends on it.
+    let accepted = || cookies.accepts(client_cookie, server_cookie, ip, now);
     if questionless {
-        let rcode = if judgement == Judgement::Valid || server_cookie.is_empty() {
+        let rcode = if server_cookie.is_empty() || accepted() {
             RCODE_NOERROR
         } else {
             RCODE_BADCOOKIE
@@ -427,7 +429,7 @@ fn judge_cookie(
         write_extended_error(out, snapshot, query, None, rcode, edns);
         return Some(Verdict::Send);
     }
-    if cookies.require && judgement == Judgement::Invalid && transport == Transport::Udp {
+    if cookies.require && transport == Transport::Udp && !accepted() {
         write_extended_error(out, snapshot, query, question, RCODE_BADCOOKIE, edns);
         return Some(Verdict::Send);
     }
