@@ -4,8 +4,9 @@
 //! One thread drives every lane (socket or connection). Each lane has a table of the 65,536
 //! possible query IDs; a response is matched by (lane, ID), judged against the query it answers
 //! ([`crate::wire::check`]) and its latency recorded in an HDR histogram. Queries unanswered
-//! after `timeout` are lost. In the open loop, latency is measured from the *scheduled* send
-//! time, so a stalled client or server cannot hide queueing delay (no coordinated omission).
+//! after `timeout` are lost, and recorded in the histogram at the time they were given up. In
+//! the open loop, latency is measured from the *scheduled* send time, so a stalled client or
+//! server cannot hide queueing delay (no coordinated omission).
 //!
 //! The server's CPU is read from `/proc` when the measured window opens and after the last
 //! response (or timeout) of the queries sent in it.
@@ -295,6 +296,10 @@ impl<'a> Engine<'a> {
             self.outstanding -= 1;
             if slot.measured {
                 self.c.lost += 1;
+                // A lost query is the worst latency a client sees (it waits out its timeout
+                // before it retries): counted in the distribution, so that a server dropping
+                // its slowest queries does not show a better tail for it.
+                let _ = self.hist.record(now.saturating_sub(t).max(1));
             }
             self.order.pop_front();
         }
@@ -754,6 +759,8 @@ mod tests {
         let r = run(&cfg, &pool()).unwrap();
         assert_eq!(r.answered, 0);
         assert!(r.lost > 0 && r.lost == r.sent, "{}", r.table());
+        // Each counts in the latency distribution at (at least) the timeout.
+        assert!(r.latency_us.p50 >= 100_000.0, "{}", r.table());
         drop(mute);
     }
 }
