@@ -137,7 +137,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let (mut q, _) =
-            crate::wire::encode_query("BsF.Example", crate::wire::TYPE_A, None).unwrap();
+            crate::wire::encode_query("BsF.Example", crate::wire::TYPE_A, None, &[]).unwrap();
         q[0] = 0x12;
         q[1] = 0x34;
         client.send_to(&q, addr).unwrap();

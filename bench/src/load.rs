@@ -639,7 +639,7 @@ mod tests {
             unknown: vec!["bsf.mnc99.mcc999.lwm2m.org".into()],
         };
         let specs = mix::generate(&names, &Mix::default(), 500, 1, true).unwrap();
-        Pool::build(&specs, Some(1232)).unwrap()
+        Pool::build(&specs, Some(1232), &[]).unwrap()
     }
 
     fn floor() -> SocketAddr {

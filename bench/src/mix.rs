@@ -311,14 +311,14 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Encodes `specs`; `edns_payload` adds an OPT record to each query.
-    pub fn build(specs: &[QuerySpec], edns_payload: Option<u16>) -> Result<Pool> {
+    /// Encodes `specs`; `edns_payload` adds an OPT record to each query, with `options`.
+    pub fn build(specs: &[QuerySpec], edns_payload: Option<u16>, options: &[u8]) -> Result<Pool> {
         if specs.is_empty() {
             bail!("the query pool is empty");
         }
         let mut pool = Pool::default();
         for q in specs {
-            let (m, qlen) = wire::encode_query(&q.name, q.qtype, edns_payload)?;
+            let (m, qlen) = wire::encode_query(&q.name, q.qtype, edns_payload, options)?;
             let start = u32::try_from(pool.bytes.len()).context("query pool over 4 GiB")?;
             pool.entries.push(Entry {
                 start,
@@ -448,7 +448,7 @@ mod tests {
     #[test]
     fn grouping_keeps_the_mix() {
         let specs = generate(&names(), &Mix::default(), 1000, 1, true).unwrap();
-        let mut pool = Pool::build(&specs, None).unwrap();
+        let mut pool = Pool::build(&specs, None, &[]).unwrap();
         let before: Vec<Vec<u8>> = {
             let mut v: Vec<Vec<u8>> = (0..pool.len()).map(|i| pool.get(i).0.to_vec()).collect();
             v.sort();
@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn pool_encodes_everything() {
         let specs = generate(&names(), &Mix::default(), 20, 1, false).unwrap();
-        let pool = Pool::build(&specs, Some(1232)).unwrap();
+        let pool = Pool::build(&specs, Some(1232), &[]).unwrap();
         assert_eq!(pool.len(), 20);
         let (m, qlen, _) = pool.get(3);
         assert_eq!(m.len(), 12 + qlen + 11);

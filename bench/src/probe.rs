@@ -42,7 +42,7 @@ impl Prober {
 
     /// Asks `name`/`qtype` and waits at most `wait` for the matching response.
     pub fn ask(&mut self, name: &str, qtype: u16, wait: Duration) -> Result<Option<Vec<u8>>> {
-        let (mut q, _) = wire::encode_query(name, qtype, Some(1232))?;
+        let (mut q, _) = wire::encode_query(name, qtype, Some(1232), &[])?;
         self.id = self.id.wrapping_add(1);
         q[..2].copy_from_slice(&self.id.to_be_bytes());
         let deadline = Instant::now() + wait;

@@ -101,11 +101,13 @@ pub fn push_name(out: &mut Vec<u8>, name: &str) -> Result<(), NameError> {
 /// Builds a query message with ID 0 (the sender patches the ID into bytes 0..2).
 ///
 /// Returns the message and the length of its question section, which starts at offset 12.
-/// `edns_payload`: add an OPT record advertising that UDP payload size (as resolvers do).
+/// `edns_payload`: add an OPT record advertising that UDP payload size (as resolvers do), with
+/// `options` (EDNS options, code-length-data, already encoded) as its RDATA.
 pub fn encode_query(
     name: &str,
     qtype: u16,
     edns_payload: Option<u16>,
+    options: &[u8],
 ) -> Result<(Vec<u8>, usize), NameError> {
     let mut m = Vec::with_capacity(64);
     let arcount: u16 = if edns_payload.is_some() { 1 } else { 0 };
@@ -120,7 +122,8 @@ pub fn encode_query(
         m.extend_from_slice(&41u16.to_be_bytes()); // OPT
         m.extend_from_slice(&size.to_be_bytes());
         m.extend_from_slice(&[0, 0, 0, 0]); // ext rcode, version, flags
-        m.extend_from_slice(&[0, 0]); // rdlen
+        m.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        m.extend_from_slice(options);
     }
     Ok((m, qlen))
 }
@@ -286,25 +289,33 @@ mod tests {
 
     #[test]
     fn encodes_a_query_with_edns() {
-        let (q, qlen) = encode_query("bsf.mnc01.mcc202.lwm2m.org", TYPE_SRV, Some(1232)).unwrap();
+        let (q, qlen) =
+            encode_query("bsf.mnc01.mcc202.lwm2m.org", TYPE_SRV, Some(1232), &[]).unwrap();
         assert_eq!(qlen, 28 + 4);
         assert_eq!(&q[4..12], &[0, 1, 0, 0, 0, 0, 0, 1]);
         assert_eq!(q[12], 3);
         assert_eq!(&q[13..16], b"bsf");
         assert_eq!(q.len(), 12 + qlen + 11);
+        // With an option: RDLENGTH counts it, and it ends the message.
+        let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let (c, _) =
+            encode_query("bsf.mnc01.mcc202.lwm2m.org", TYPE_SRV, Some(1232), &cookie).unwrap();
+        assert_eq!(c.len(), q.len() + 12);
+        assert_eq!(&c[q.len() - 2..q.len()], &[0, 12]);
+        assert_eq!(&c[q.len()..], &cookie);
     }
 
     #[test]
     fn rejects_bad_names() {
-        assert!(encode_query("a..b", TYPE_A, None).is_err());
+        assert!(encode_query("a..b", TYPE_A, None, &[]).is_err());
         let long = "x".repeat(64);
-        assert!(encode_query(&long, TYPE_A, None).is_err());
-        assert!(encode_query(".", TYPE_A, None).is_ok());
+        assert!(encode_query(&long, TYPE_A, None, &[]).is_err());
+        assert!(encode_query(".", TYPE_A, None, &[]).is_ok());
     }
 
     #[test]
     fn judges_responses() {
-        let (q, qlen) = encode_query("BsF.example", TYPE_A, None).unwrap();
+        let (q, qlen) = encode_query("BsF.example", TYPE_A, None, &[]).unwrap();
         let ok = response_for(&q, QR | AA, 0);
         assert_eq!(check(&ok, &q, qlen, Expect::NoError, false), Verdict::Ok);
         assert_eq!(
@@ -336,7 +347,7 @@ mod tests {
 
     #[test]
     fn question_case_must_be_echoed() {
-        let (q, qlen) = encode_query("BsF.example", TYPE_A, None).unwrap();
+        let (q, qlen) = encode_query("BsF.example", TYPE_A, None, &[]).unwrap();
         let mut r = response_for(&q, QR | AA, 0);
         r[13] = b'b';
         assert_eq!(
@@ -362,7 +373,7 @@ mod tests {
 
     #[test]
     fn finds_answer_rdata() {
-        let (q, _) = encode_query("a.example", TYPE_A, None).unwrap();
+        let (q, _) = encode_query("a.example", TYPE_A, None, &[]).unwrap();
         let mut r = response_for(&q, QR | AA, 0);
         r[7] = 1; // ANCOUNT
         r.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
