@@ -165,25 +165,20 @@ fn answer(
     {
         out.clear();
         let mut query = Query::unread(packet);
-        match parse_into(&mut query, lower, prelowered) {
-            Ok(()) => {
-                if let Some(sent) = sent_cookie(snapshot, &query) {
-                    let judged = judge_cookie(out, snapshot, &mut query, sent, transport, client);
-                    if let Some(verdict) = judged {
-                        return verdict;
-                    }
+        let parsed = parse_into(&mut query, lower, prelowered);
+        // A cookie is judged for a query read whole, or one that only asks for a cookie.
+        if matches!(parsed, Ok(()) | Err(Reject::NoQuestion)) {
+            if let Some(sent) = sent_cookie(snapshot, &query) {
+                let judged = judge_cookie(out, snapshot, &mut query, sent, transport, client);
+                if let Some(verdict) = judged {
+                    return verdict;
                 }
             }
+        }
+        match parsed {
+            Ok(()) => {}
             Err(Reject::Drop) => return Verdict::Drop,
-            Err(reject @ (Reject::FormErr | Reject::NoQuestion)) => {
-                if let Some(sent) =
-                    sent_cookie(snapshot, &query).filter(|_| reject == Reject::NoQuestion)
-                {
-                    let judged = judge_cookie(out, snapshot, &mut query, sent, transport, client);
-                    if let Some(verdict) = judged {
-                        return verdict;
-                    }
-                }
+            Err(Reject::FormErr | Reject::NoQuestion) => {
                 // The question is echoed only when it was read whole and is the only one.
                 let question = query.question.filter(|_| query.qdcount == 1);
                 write_error(
