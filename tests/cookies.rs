@@ -13,12 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bsf_dns::wire::cookie::mint;
 use common::*;
 
-const SEED: &str = r#"mcc = "313"
-mnc = ["460"]
-addresses = ["192.0.2.10", "2001:db8::10"]
-[[bootstrap]]
-uri = "coaps://bs.example-op.net:5684"
-"#;
+const SEED: &str = SEED_TEMPLATE;
 
 /// RFC 9018 Appendix A's secrets.
 const SECRET: &str = "e5e973e5a6b2a43f48e7dc849e37bfcf";
@@ -60,16 +55,6 @@ fn cookie_only_query(id: u16, data: &[u8]) -> Vec<u8> {
     q.extend_from_slice(&(options.len() as u16).to_be_bytes());
     q.extend_from_slice(&options);
     q
-}
-
-fn udp(addr: SocketAddr, query: &[u8]) -> Vec<u8> {
-    udp_exchange(addr, query, 5000).expect("an answer over UDP")
-}
-
-fn tcp(addr: SocketAddr, query: &[u8]) -> Vec<u8> {
-    let mut stream = tcp_connect(addr);
-    tcp_send(&mut stream, query);
-    tcp_recv(&mut stream).expect("an answer over TCP")
 }
 
 /// A response read byte by byte: header fields, the full RCODE (header and OPT), and the OPT
@@ -191,8 +176,8 @@ fn cookies_are_answered_field_by_field_over_udp_and_tcp() {
     let (_dir, server) = start(&format!("[server]\ncookie-secret = \"0x{SECRET}\"\n"));
     let query = query_with_cookie(0x4242, &CLIENT_COOKIE);
     for (transport, bytes) in [
-        ("udp", udp(server.addr, &query)),
-        ("tcp", tcp(server.addr, &query)),
+        ("udp", udp_answer(server.addr, &query)),
+        ("tcp", tcp_answer(server.addr, &query)),
     ] {
         let r = read(&bytes);
         assert_eq!(r.id, 0x4242, "{transport}");
@@ -208,8 +193,8 @@ fn cookies_are_answered_field_by_field_over_udp_and_tcp() {
     }
 
     // The server cookie brought back: still answered, with a cookie minted now.
-    let first = read(&udp(server.addr, &query)).cookie();
-    let again = read(&udp(server.addr, &query_with_cookie(7, &first)));
+    let first = read(&udp_answer(server.addr, &query)).cookie();
+    let again = read(&udp_answer(server.addr, &query_with_cookie(7, &first)));
     assert_eq!((again.rcode, again.counts[1]), (0, 1));
     assert_minted(&again.cookie(), SECRET);
 
@@ -228,7 +213,7 @@ fn cookies_are_answered_field_by_field_over_udp_and_tcp() {
         ),
         ([&CLIENT_COOKIE[..], &[0xAB; 8]].concat(), 23),
     ] {
-        let r = read(&udp(server.addr, &cookie_only_query(9, &data)));
+        let r = read(&udp_answer(server.addr, &cookie_only_query(9, &data)));
         assert_eq!(r.rcode, rcode, "{data:02x?}");
         assert_eq!((r.counts, r.question.len()), ([0, 0, 0, 1], 0));
         assert_eq!(r.flags & 0x8400, 0x8000, "QR set, AA clear");
@@ -244,25 +229,28 @@ fn cookies_are_answered_field_by_field_over_udp_and_tcp() {
     );
     let data = [&CLIENT_COOKIE[..], &elsewhere].concat();
     assert_eq!(
-        read(&udp(server.addr, &cookie_only_query(10, &data))).rcode,
+        read(&udp_answer(server.addr, &cookie_only_query(10, &data))).rcode,
         23
     );
 
     // Malformed lengths (RFC 7873 §5.2.2): FORMERR, with OPT and without a cookie.
     for len in [7, 9, 15, 41] {
-        let r = read(&udp(server.addr, &query_with_cookie(11, &vec![0x55; len])));
+        let r = read(&udp_answer(
+            server.addr,
+            &query_with_cookie(11, &vec![0x55; len]),
+        ));
         assert_eq!(r.rcode, 1, "length {len}");
         assert!(r.has_opt && !r.has_cookie(), "length {len}: {r:?}");
         assert_eq!(r.counts[0], 1, "the question echoed");
     }
     // Queries without a cookie are answered as ever, with no cookie.
-    let plain = read(&udp(
+    let plain = read(&udp_answer(
         server.addr,
         &raw_query(12, NAME, A, IN, Some((1232, &[]))),
     ));
     assert_eq!((plain.rcode, plain.counts), (0, [1, 1, 0, 1]));
     assert!(plain.options.is_empty());
-    let classic = read(&udp(server.addr, &raw_query(13, NAME, A, IN, None)));
+    let classic = read(&udp_answer(server.addr, &raw_query(13, NAME, A, IN, None)));
     assert_eq!((classic.counts, classic.has_opt), ([1, 1, 0, 0], false));
 }
 
@@ -274,28 +262,28 @@ fn required_cookies_turn_udp_queries_without_one_away() {
     // A client cookie alone over UDP: BADCOOKIE, the question echoed, no answer, and a
     // server cookie to come back with (RFC 7873 §5.2.3).
     let query = query_with_cookie(21, &CLIENT_COOKIE);
-    let turned = read(&udp(server.addr, &query));
+    let turned = read(&udp_answer(server.addr, &query));
     assert_eq!(turned.rcode, 23);
     assert_eq!(turned.counts, [1, 0, 0, 1]);
     assert_eq!(turned.question, query[12..12 + turned.question.len()]);
     assert_eq!(turned.flags & 0x8400, 0x8000, "QR set, AA clear");
     let cookie = assert_minted(&turned.cookie(), SECRET);
     // Back with it: answered.
-    let answered = read(&udp(server.addr, &query_with_cookie(22, &cookie)));
+    let answered = read(&udp_answer(server.addr, &query_with_cookie(22, &cookie)));
     assert_eq!((answered.rcode, answered.counts), (0, [1, 1, 0, 1]));
     assert_minted(&answered.cookie(), SECRET);
     // Over TCP the source address is proven: answered without a server cookie.
-    let over_tcp = read(&tcp(server.addr, &query));
+    let over_tcp = read(&tcp_answer(server.addr, &query));
     assert_eq!((over_tcp.rcode, over_tcp.counts[1]), (0, 1));
     // A client without cookies is never turned away.
-    let plain = read(&udp(
+    let plain = read(&udp_answer(
         server.addr,
         &raw_query(23, NAME, A, IN, Some((1232, &[]))),
     ));
     assert_eq!((plain.rcode, plain.counts[1]), (0, 1));
     // An expired cookie (minted two hours ago under the right secret) is turned away.
     let old = mint(&secret(SECRET), &CLIENT_COOKIE, LOCALHOST, now() - 7200);
-    let stale = read(&udp(
+    let stale = read(&udp_answer(
         server.addr,
         &query_with_cookie(24, &[&CLIENT_COOKIE[..], &old].concat()),
     ));
@@ -308,7 +296,7 @@ fn a_rolled_secret_still_accepts_the_old_ones_cookies() {
         "[server]\ncookies = \"require\"\ncookie-secret = [\"{SECRET}\", \"0x{OLD_SECRET}\"]\n"
     ));
     let by_old = mint(&secret(OLD_SECRET), &CLIENT_COOKIE, LOCALHOST, now());
-    let r = read(&udp(
+    let r = read(&udp_answer(
         server.addr,
         &query_with_cookie(31, &[&CLIENT_COOKIE[..], &by_old].concat()),
     ));
@@ -319,13 +307,19 @@ fn a_rolled_secret_still_accepts_the_old_ones_cookies() {
 #[test]
 fn switched_off_cookies_are_ignored() {
     let (_dir, server) = start("[server]\ncookies = \"off\"\n");
-    let r = read(&udp(server.addr, &query_with_cookie(41, &CLIENT_COOKIE)));
+    let r = read(&udp_answer(
+        server.addr,
+        &query_with_cookie(41, &CLIENT_COOKIE),
+    ));
     assert_eq!((r.rcode, r.counts), (0, [1, 1, 0, 1]));
     assert!(r.options.is_empty(), "{r:?}");
     // Not even a malformed one is looked at, and a question is needed.
-    let r = read(&udp(server.addr, &query_with_cookie(42, &[1; 9])));
+    let r = read(&udp_answer(server.addr, &query_with_cookie(42, &[1; 9])));
     assert_eq!(r.rcode, 0);
-    let r = read(&udp(server.addr, &cookie_only_query(43, &CLIENT_COOKIE)));
+    let r = read(&udp_answer(
+        server.addr,
+        &cookie_only_query(43, &CLIENT_COOKIE),
+    ));
     assert_eq!(r.rcode, 1);
 }
 
@@ -360,19 +354,27 @@ fn knot_and_bsf_dns_accept_each_others_cookies() {
     let (_knot, knot) = start_knot_with_cookies(dir.path(), SECRET);
 
     // Each turns a client cookie alone away, with its own server cookie.
-    let knot_turned = read(&udp(knot, &query_with_cookie(51, &CLIENT_COOKIE)));
+    let knot_turned = read(&udp_answer(knot, &query_with_cookie(51, &CLIENT_COOKIE)));
     assert_eq!(
         knot_turned.rcode, 23,
         "Knot requires cookies: {knot_turned:?}"
     );
     let from_knot = knot_turned.cookie();
     assert_minted(&from_knot, SECRET);
-    let from_bsf = read(&udp(bsf.addr, &query_with_cookie(52, &CLIENT_COOKIE))).cookie();
-    let from_other = read(&udp(other.addr, &query_with_cookie(53, &CLIENT_COOKIE))).cookie();
+    let from_bsf = read(&udp_answer(
+        bsf.addr,
+        &query_with_cookie(52, &CLIENT_COOKIE),
+    ))
+    .cookie();
+    let from_other = read(&udp_answer(
+        other.addr,
+        &query_with_cookie(53, &CLIENT_COOKIE),
+    ))
+    .cookie();
     assert_minted(&from_other, OLD_SECRET);
 
     let rcode_at = |server: SocketAddr, cookie: &[u8]| {
-        read(&udp(server, &query_with_cookie(54, cookie))).rcode
+        read(&udp_answer(server, &query_with_cookie(54, cookie))).rcode
     };
     assert_eq!(
         rcode_at(bsf.addr, &from_knot),
@@ -473,7 +475,7 @@ fn answers_leave_room_for_the_cookie() {
             ("bsf.mnc99.mcc001.lwm2m.org", A),
         ] {
             let query = raw_query(61, name, qtype, IN, Some((payload, &options)));
-            let bytes = udp(server.addr, &query);
+            let bytes = udp_answer(server.addr, &query);
             let r = read(&bytes);
             let what = format!("{name} type {qtype} at {payload}: {} bytes", bytes.len());
             assert!(bytes.len() <= payload as usize, "{what}");

@@ -5,20 +5,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::raw_query as query;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, RData};
 
-const SEED: &str = r#"mcc = "313"
-mnc = ["460"]
-addresses = ["192.0.2.10", "2001:db8::10"]
-[[bootstrap]]
-uri = "coaps://bs.example-op.net:5684"
-"#;
+const SEED: &str = SEED_TEMPLATE;
 
 /// Six bootstrap URIs: TXT, SRV and URI answers of 250 to 300 bytes, so that with a long NSID
 /// they no longer fit in 512.
@@ -51,16 +44,6 @@ const NSID_ASKED: &[u8] = &[0, 3, 0, 0];
 const TXT: u16 = 16;
 const CH: u16 = 3;
 const IN: u16 = 1;
-
-fn exchange_udp(addr: SocketAddr, query: &[u8]) -> Vec<u8> {
-    udp_exchange(addr, query, 5000).expect("an answer")
-}
-
-fn exchange_tcp(addr: SocketAddr, query: &[u8]) -> Vec<u8> {
-    let mut stream = tcp_connect(addr);
-    tcp_send(&mut stream, query);
-    tcp_recv(&mut stream).expect("an answer over TCP")
-}
 
 /// The TXT answer's text, after checking everything else about a CHAOS answer: the question
 /// echoed byte for byte, AA clear, one TXT record in class CH with TTL 0 owned by the question.
@@ -108,7 +91,7 @@ fn host_name() -> String {
 fn chaos_names_answer_with_host_name_and_version_by_default() {
     let (_dir, server) = start(None);
     let version = format!("bsf-dns {}", env!("CARGO_PKG_VERSION"));
-    for exchange in [exchange_udp, exchange_tcp] {
+    for exchange in [udp_answer, tcp_answer] {
         for (name, want) in [
             ("id.server", host_name()),
             ("HostName.BIND", host_name()),
@@ -148,7 +131,7 @@ fn nsid_is_sent_when_asked_for_on_every_kind_of_response() {
     let (_dir, server) = start(None);
     let host = host_name().into_bytes();
     let cookie_then_nsid = [&[0u8, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8][..], NSID_ASKED].concat();
-    for exchange in [exchange_udp, exchange_tcp] {
+    for exchange in [udp_answer, tcp_answer] {
         for (name, qtype, qclass, want) in [
             ("bsf.mnc460.mcc313.lwm2m.org", 1, IN, ResponseCode::NoError),
             ("bsf.mnc460.mcc313.lwm2m.org", 15, IN, ResponseCode::NoError),
@@ -180,7 +163,7 @@ fn nsid_is_sent_when_asked_for_on_every_kind_of_response() {
     let mut badvers = query(4, "lwm2m.org", 6, IN, Some((1232, NSID_ASKED)));
     let version_at = badvers.len() - NSID_ASKED.len() - 2 - 2 - 1;
     badvers[version_at] = 1;
-    let response = exchange_udp(server.addr, &badvers);
+    let response = udp_answer(server.addr, &badvers);
     let m = Message::from_vec(&response).unwrap();
     assert_eq!(u16::from(m.metadata.response_code), 16, "BADVERS");
     assert_eq!(nsid(&response), Some(host));
@@ -194,11 +177,11 @@ fn settings_name_the_server_hide_the_version_and_size_the_answers() {
     );
     let (_dir, server) = start(Some(&config));
     let q = query(9, "id.server", TXT, CH, Some((1232, NSID_ASKED)));
-    let response = exchange_udp(server.addr, &q);
+    let response = udp_answer(server.addr, &q);
     assert_eq!(chaos_answer(&response, &q), "ns-a.example.net");
     assert_eq!(nsid(&response), Some(vec![0xab; 200]));
     for name in ["version.bind", "version.server"] {
-        let response = exchange_udp(server.addr, &query(10, name, TXT, CH, None));
+        let response = udp_answer(server.addr, &query(10, name, TXT, CH, None));
         assert_eq!(
             rcode(&response),
             ResponseCode::Refused,
@@ -227,7 +210,7 @@ fn settings_name_the_server_hide_the_version_and_size_the_answers() {
     ] {
         for (payload, with_nsid) in [(512, nsid_at_512), (1232, true)] {
             let asked = query(11, name, qtype, IN, Some((payload, NSID_ASKED)));
-            let response = exchange_udp(server.addr, &asked);
+            let response = udp_answer(server.addr, &asked);
             let what = format!("{name} type {qtype} at {payload}");
             assert!(
                 response.len() <= payload as usize,
@@ -256,7 +239,7 @@ fn settings_name_the_server_hide_the_version_and_size_the_answers() {
     let (_dir3, server) = start(Some(&config));
     for (payload, with_nsid) in [(512, false), (1232, true)] {
         let q = query(12, "hostname.bind", TXT, CH, Some((payload, NSID_ASKED)));
-        for exchange in [exchange_udp, exchange_tcp] {
+        for exchange in [udp_answer, tcp_answer] {
             let response = exchange(server.addr, &q);
             assert!(response.len() <= payload as usize);
             assert_eq!(chaos_answer(&response, &q), long, "at {payload}");
@@ -273,12 +256,12 @@ fn switched_off_identity_and_nsid_are_not_answered() {
     let config = "[server]\nidentity = \"\"\nnsid = \"\"\n";
     let (_dir, server) = start(Some(config));
     for name in ["id.server", "hostname.bind"] {
-        let response = exchange_udp(server.addr, &query(13, name, TXT, CH, None));
+        let response = udp_answer(server.addr, &query(13, name, TXT, CH, None));
         assert_eq!(rcode(&response), ResponseCode::Refused, "{name}");
     }
     let q = query(14, "version.bind", TXT, CH, None);
-    assert!(chaos_answer(&exchange_udp(server.addr, &q), &q).starts_with("bsf-dns "));
-    let response = exchange_udp(
+    assert!(chaos_answer(&udp_answer(server.addr, &q), &q).starts_with("bsf-dns "));
+    let response = udp_answer(
         server.addr,
         &query(
             15,

@@ -343,6 +343,26 @@ pub fn dig(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The seed example's operator (MCC 313, MNC 460): addresses and one coaps bootstrap URI.
+pub const SEED_TEMPLATE: &str = r#"mcc = "313"
+mnc = ["460"]
+addresses = ["192.0.2.10", "2001:db8::10"]
+[[bootstrap]]
+uri = "coaps://bs.example-op.net:5684"
+"#;
+
+/// The response to one query over UDP (panics when none comes within 5 s).
+pub fn udp_answer(addr: SocketAddr, query: &[u8]) -> Vec<u8> {
+    udp_exchange(addr, query, 5000).expect("an answer over UDP")
+}
+
+/// The response to one query over a new TCP connection.
+pub fn tcp_answer(addr: SocketAddr, query: &[u8]) -> Vec<u8> {
+    let mut stream = tcp_connect(addr);
+    tcp_send(&mut stream, query);
+    tcp_recv(&mut stream).expect("an answer over TCP")
+}
+
 /// Wire form of a dotted name, letter case kept.
 pub fn wire_name(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
