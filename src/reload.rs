@@ -82,7 +82,8 @@ pub struct Reloader {
     inputs: Inputs,
     snapshots: Arc<ArcSwap<Snapshot>>,
     acl: Arc<ArcSwap<QueryAcl>>,
-    /// The `[server]` settings the process was started with: those need a restart.
+    /// The `[server]` settings the process was started with: those but identity and cookies
+    /// need a restart.
     running: ServerSettings,
     /// One reload at a time (a trigger during a reload waits and then reads the newest
     /// files); holds the templates parsed so far, so unchanged files are not parsed again.
@@ -201,7 +202,15 @@ impl Reloader {
             Ok(zone) => zone,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
-        if loaded.settings.server != self.running {
+        // What a reload can change of `[server]`: how the server names itself and its
+        // cookies (so a shared cookie secret rolls over without a restart, RFC 9018 §5). The
+        // rest (sockets, threads, limits) stays as started.
+        let server = ServerSettings {
+            identity: loaded.settings.server.identity.clone(),
+            cookies: loaded.settings.server.cookies.clone(),
+            ..self.running.clone()
+        };
+        if loaded.settings.server != server {
             tracing::warn!(
                 "settings under [server] (listen addresses, threads, limits) changed; they take effect after a restart"
             );
@@ -212,21 +221,35 @@ impl Reloader {
         self.settings_tx
             .send_replace(Some(Arc::new(loaded.settings.clone())));
         if candidate.same_content(&current.zone) {
+            if current.answers_as(&server) {
+                tracing::info!(
+                    trigger,
+                    outcome = "unchanged",
+                    serial = current.serial(),
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "reload: content unchanged, serial kept"
+                );
+                return ReloadOutcome::Unchanged {
+                    serial: current.serial(),
+                };
+            }
+            // Same zone, new identity or cookie settings: the compiled parts are reused.
+            let serial = current.serial();
+            let snapshot = Snapshot::compile(candidate, &server, Some(&current));
+            self.snapshots.store(Arc::new(snapshot));
             tracing::info!(
                 trigger,
-                outcome = "unchanged",
-                serial = current.serial(),
+                outcome = "applied",
+                serial,
                 duration_ms = started.elapsed().as_millis() as u64,
-                "reload: content unchanged, serial kept"
+                "reload: identity or cookie settings applied, zone unchanged"
             );
-            return ReloadOutcome::Unchanged {
-                serial: current.serial(),
-            };
+            return ReloadOutcome::Applied { serial };
         }
         let serial = loaded.serial_after(current.serial());
         candidate.set_serial(serial);
         let (operators, records) = (candidate.operators, candidate.record_count());
-        let snapshot = Snapshot::compile(candidate, &self.running, Some(&current));
+        let snapshot = Snapshot::compile(candidate, &server, Some(&current));
         let replaced = current.zone.clone();
         self.journal.keep(replaced, &snapshot.zone);
         self.snapshots.store(Arc::new(snapshot));

@@ -488,3 +488,60 @@ fn answers_leave_room_for_the_cookie() {
     }
     assert!(truncated > 0, "some answers only fit over TCP");
 }
+
+/// Rolling a shared secret over (RFC 9018 §5) takes settings changes on every server of the
+/// set, so a reload applies them, without a restart and without a new serial: first the new
+/// secret beside the old (cookies of both accepted, the new one minted), then the new alone.
+#[test]
+fn a_reload_rolls_the_secret_over() {
+    let settings = |text: &str| format!("[server]\ncookies = \"require\"\n{text}");
+    let (dir, server) = start(&settings(&format!("cookie-secret = \"{OLD_SECRET}\"\n")));
+    let serial = server.serial();
+    let by_old = [
+        &CLIENT_COOKIE[..],
+        &mint(&secret(OLD_SECRET), &CLIENT_COOKIE, LOCALHOST, now()),
+    ]
+    .concat();
+    let rcode_of = |cookie: &[u8]| read(&udp_answer(server.addr, &query_with_cookie(71, cookie)));
+    assert_eq!(rcode_of(&by_old).rcode, 0);
+
+    let path = dir.path().join("settings.toml");
+    let rewrite = |text: String| {
+        let staged = dir.path().join("settings.toml.new");
+        std::fs::write(&staged, text).unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+    };
+    // Polls (5 s at most) until a reply cookie is minted under `key`.
+    let minted_under = |key: &str| {
+        for _ in 0..100 {
+            let reply = rcode_of(&CLIENT_COOKIE).cookie();
+            let stamp = u32::from_be_bytes([reply[12], reply[13], reply[14], reply[15]]);
+            if reply[8..] == mint(&secret(key), &CLIENT_COOKIE, LOCALHOST, stamp) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no cookie minted under {key}:\n{}", server.guard.log_text());
+    };
+    rewrite(settings(&format!(
+        "cookie-secret = [\"{SECRET}\", \"{OLD_SECRET}\"]\n"
+    )));
+    minted_under(SECRET);
+    assert_eq!(
+        rcode_of(&by_old).rcode,
+        0,
+        "the old secret's cookies still taken"
+    );
+    rewrite(settings(&format!("cookie-secret = \"{SECRET}\"\n")));
+    for _ in 0..100 {
+        if rcode_of(&by_old).rcode == 23 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rcode_of(&by_old).rcode, 23, "the old secret retired");
+    assert_eq!(server.serial(), serial, "the zone did not change");
+    let log = server.guard.log_text();
+    assert!(log.contains("identity or cookie settings applied"), "{log}");
+    assert!(!log.contains("take effect after a restart"), "{log}");
+}

@@ -275,6 +275,29 @@ fn switched_off_identity_and_nsid_are_not_answered() {
     assert_eq!(nsid(&response), None);
 }
 
+/// A reload renames the server (an operator moving an instance): identity and NSID change
+/// without a restart.
+#[test]
+fn a_reload_renames_the_server() {
+    let (dir, server) = start(Some("[server]\nidentity = \"ns-a\"\n"));
+    let q = query(16, "id.server", TXT, CH, Some((1232, NSID_ASKED)));
+    let named = |q: &[u8]| {
+        let response = udp_answer(server.addr, q);
+        (chaos_answer(&response, q), nsid(&response))
+    };
+    assert_eq!(named(&q), ("ns-a".to_string(), Some(b"ns-a".to_vec())));
+    let staged = dir.path().join("settings.toml.new");
+    std::fs::write(&staged, "[server]\nidentity = \"ns-b\"\n").unwrap();
+    std::fs::rename(&staged, dir.path().join("settings.toml")).unwrap();
+    for _ in 0..100 {
+        if named(&q).0 == "ns-b" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(named(&q), ("ns-b".to_string(), Some(b"ns-b".to_vec())));
+}
+
 #[test]
 fn dig_reads_the_identity_and_the_nsid() {
     if !have_tool("dig") {

@@ -245,6 +245,12 @@ impl Snapshot {
         }
     }
 
+    /// Whether this snapshot answers as `server` says about itself (identity, NSID) and
+    /// about cookies: the settings a reload applies without a new zone.
+    pub fn answers_as(&self, server: &ServerSettings) -> bool {
+        self.identity == server.identity && self.cookies == Cookies::from_settings(&server.cookies)
+    }
+
     /// The apex in lower-case wire form.
     pub fn apex_wire(&self) -> &[u8] {
         &self.apex_wire.0[..self.apex_wire.1 as usize]
