@@ -1,7 +1,7 @@
 //! DNS cookies (RFC 7873) with interoperable server cookies (RFC 9018).
 //!
-//! A client (a resolver: BIND and Unbound send them) puts an 8-byte client cookie into its
-//! queries; the server answers with that client cookie and a server cookie of its own, which
+//! A client (BIND's resolver sends them by default, and dig) puts an 8-byte client cookie
+//! into its queries; the server answers with that client cookie and a server cookie of its own, which
 //! the client sends back from then on. A response that does not echo the client cookie is
 //! forged, so resolvers gain protection against off-path spoofing; a query that brings back a
 //! valid server cookie comes from an address that has talked to the server before, so the
@@ -25,6 +25,7 @@ use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+use rand::RngCore;
 use siphasher::sip::SipHasher24;
 
 use crate::config::{CookiePolicy, CookieSettings};
@@ -82,7 +83,7 @@ impl Cookies {
         [Some(&self.secret), self.previous.as_ref()]
             .into_iter()
             .flatten()
-            .any(|secret| matches(secret, client, server, ip, now))
+            .any(|secret| is_ours(secret, client, server, ip, now))
     }
 
     /// The COOKIE option to answer with: the client cookie and a server cookie minted now.
@@ -107,7 +108,7 @@ pub fn mint(secret: &Secret, client: &[u8; CLIENT_LEN], ip: IpAddr, now: u32) ->
 /// Whether `server` is a version-1 cookie minted under `secret` for this client cookie and
 /// address, and within its lifetime at `now`. The hash covers the eight bytes before it as
 /// received, reserved bytes included (RFC 9018 §4.3).
-fn matches(
+fn is_ours(
     secret: &Secret,
     client: &[u8; CLIENT_LEN],
     server: &[u8],
@@ -138,14 +139,19 @@ fn hash(secret: &Secret, client: &[u8; CLIENT_LEN], head: &[u8; 8], ip: IpAddr) 
         IpAddr::V4(v4) => hasher.write(&v4.octets()),
         IpAddr::V6(v6) => hasher.write(&v6.octets()),
     }
-    // RFC 9018 §4.4 shows the hash as the bytes of SipHash's 64-bit result, little end first.
+    // SipHash's reference code writes its 64-bit result least significant byte first, and so
+    // do RFC 9018's examples (the tests below).
     hasher.finish().to_le_bytes()
 }
 
-/// The process's random secret, drawn once (from the operating system's generator).
+/// The process's random secret, drawn once from the operating system (`getrandom`).
 fn process_secret() -> Secret {
     static SECRET: OnceLock<Secret> = OnceLock::new();
-    *SECRET.get_or_init(rand::random)
+    *SECRET.get_or_init(|| {
+        let mut secret = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        secret
+    })
 }
 
 /// The current time as a cookie timestamp.
@@ -247,17 +253,17 @@ mod tests {
         // A.3's cookie was minted 1h52m before the example's query: its hash (over reserved
         // bytes another implementation set) is right, and it is too old by then.
         let minted = 1559727985;
-        assert!(matches(&key, &c3, s3, ip3, minted + 60));
-        assert!(!matches(&key, &c3, s3, ip3, 1559734700));
-        assert!(!matches(
+        assert!(is_ours(&key, &c3, s3, ip3, minted + 60));
+        assert!(!is_ours(&key, &c3, s3, ip3, 1559734700));
+        assert!(!is_ours(
             &key,
             &c3,
             s3,
             "203.0.113.204".parse().unwrap(),
             minted + 60
         ));
-        assert!(matches(&old, &c4, s4, ip4, 1559741961));
-        assert!(!matches(&new, &c4, s4, ip4, 1559741961));
+        assert!(is_ours(&old, &c4, s4, ip4, 1559741961));
+        assert!(!is_ours(&new, &c4, s4, ip4, 1559741961));
         // After the roll-over, a server minting with the new secret still takes the old one's.
         let rolled = Cookies {
             require: false,
@@ -290,18 +296,18 @@ mod tests {
             (at - 300, true),
             (at - 301, false),
         ] {
-            assert_eq!(matches(&key, &c, &cookie, ip, now), valid, "at {now}");
+            assert_eq!(is_ours(&key, &c, &cookie, ip, now), valid, "at {now}");
         }
         // Across the wrap of the 32-bit timestamp.
         let late = u32::MAX - 100;
         let wrapped = mint(&key, &c, ip, late);
-        assert!(matches(&key, &c, &wrapped, ip, 1000));
-        assert!(!matches(&key, &c, &wrapped, ip, 4000));
+        assert!(is_ours(&key, &c, &wrapped, ip, 1000));
+        assert!(!is_ours(&key, &c, &wrapped, ip, 4000));
         let mut other_version = cookie;
         other_version[0] = 2;
-        assert!(!matches(&key, &c, &other_version, ip, at));
-        assert!(!matches(&key, &c, &cookie[..15], ip, at));
-        assert!(!matches(&key, &c, &[], ip, at));
+        assert!(!is_ours(&key, &c, &other_version, ip, at));
+        assert!(!is_ours(&key, &c, &cookie[..15], ip, at));
+        assert!(!is_ours(&key, &c, &[], ip, at));
     }
 
     #[test]
