@@ -511,6 +511,67 @@ priority = 20
     }
 }
 
+/// Refusals say why in an Extended DNS Error (RFC 8914), when the query has EDNS: not allowed
+/// to ask (`allow-query`: 18, Prohibited), a name or class outside the zone (20, Not
+/// Authoritative), a zone transfer over UDP (21, Not Supported). Over UDP and TCP; without
+/// EDNS, no OPT at all.
+#[test]
+fn refusals_say_why() {
+    let (_dir, open) = seed_server(&[], None, &[]);
+    let (_dir2, closed) = seed_server(&[], Some("[access]\nallow-query = [\"10.0.0.0/8\"]\n"), &[]);
+    let with_edns = opt(1232, 0, false, &[]);
+    let exchange_both = |addr, q: &[u8]| {
+        let udp = udp_exchange(addr, q, 5000).expect("an answer over UDP");
+        let mut stream = tcp_connect(addr);
+        tcp_send(&mut stream, q);
+        let tcp = tcp_recv(&mut stream).expect("an answer over TCP");
+        [udp, tcp]
+    };
+    let expect_ede = |addr, q: &[u8], code: u8| {
+        for r in exchange_both(addr, q) {
+            assert_eq!(r[3] & 0xF, 5, "REFUSED: {r:02x?}");
+            assert_eq!(&r[..2], &q[..2]);
+            assert_eq!(u16::from_be_bytes([r[10], r[11]]), 1, "OPT");
+            // The response ends with OPT carrying one option: EDE, INFO-CODE, no text.
+            assert_eq!(&r[r.len() - 8..], &[0, 6, 0, 15, 0, 2, 0, code], "{r:02x?}");
+        }
+    };
+    let hit = raw_query(1, 0, [1, 0, 0, 1], BSF_MIXED, 1, 1, &with_edns);
+    expect_ede(closed.addr, &hit, 18);
+    let outside = raw_query(
+        2,
+        0,
+        [1, 0, 0, 1],
+        b"\x07example\x03com\x00",
+        1,
+        1,
+        &with_edns,
+    );
+    expect_ede(open.addr, &outside, 20);
+    let chaos = raw_query(3, 0, [1, 0, 0, 1], BSF_MIXED, 1, 3, &with_edns);
+    expect_ede(open.addr, &chaos, 20);
+    let axfr = raw_query(
+        4,
+        0,
+        [1, 0, 0, 1],
+        b"\x05lwm2m\x03org\x00",
+        252,
+        1,
+        &with_edns,
+    );
+    let r = udp_exchange(open.addr, &axfr, 5000).expect("REFUSED");
+    assert_eq!(&r[r.len() - 8..], &[0, 6, 0, 15, 0, 2, 0, 21], "{r:02x?}");
+    // Without EDNS: REFUSED alone.
+    let classic = raw_query(5, 0, [1, 0, 0, 0], BSF_MIXED, 1, 1, &[]);
+    for r in exchange_both(closed.addr, &classic) {
+        assert_eq!((r[3] & 0xF, u16::from_be_bytes([r[10], r[11]])), (5, 0));
+    }
+    if have_tool("dig") {
+        let out = dig(closed.port, &["+norec", "bsf.mnc460.mcc313.lwm2m.org", "A"]);
+        assert!(out.contains("EDE: 18 (Prohibited)"), "{out}");
+    }
+}
+
 #[test]
 fn malformed_and_unsupported_queries() {
     let (_dir, server) = seed_server(&[], None, &[]);

@@ -41,6 +41,15 @@ const RCODE_REFUSED: u16 = 5;
 const RCODE_BADVERS: u16 = 16;
 const RCODE_BADCOOKIE: u16 = 23;
 
+/// Extended DNS Errors (RFC 8914 §4) telling a client why it was refused: not allowed to ask
+/// (`allow-query`), a name or class outside the zone, a zone transfer over UDP.
+const OPTION_EDE: u16 = 15;
+const EDE_PROHIBITED: u16 = 18;
+const EDE_NOT_AUTHORITATIVE: u16 = 20;
+const EDE_NOT_SUPPORTED: u16 = 21;
+/// Bytes of an EDE option without extra text: code, length, INFO-CODE.
+const EDE_OPTION_LEN: usize = 6;
+
 /// Responses without EDNS must fit in 512 octets (RFC 1035 §4.2.1).
 const CLASSIC_UDP_LIMIT: usize = 512;
 const OPT_LEN: usize = 11;
@@ -76,14 +85,8 @@ impl Responder {
         out.clear();
         match parse(packet, &mut self.lower) {
             Ok(query) => {
-                write_error(
-                    out,
-                    snapshot,
-                    &query,
-                    query.question.map(|q| q.raw),
-                    RCODE_REFUSED,
-                    query.edns,
-                );
+                let question = query.question.map(|q| q.raw);
+                write_refused(out, snapshot, &query, question, EDE_PROHIBITED);
                 Verdict::Send
             }
             Err(_) => Verdict::Drop,
@@ -231,22 +234,24 @@ fn answer(
         // Other classes and zone transfers (never over UDP; over TCP they are the transfer
         // module's job) are refused; so are names outside the zone, below, once the look-up
         // has missed (every compiled name lies in the zone, so a hit needs no such check).
-        let refuse = |out: &mut Vec<u8>| {
-            write_error(
-                out,
-                snapshot,
-                &query,
-                raw_question,
-                RCODE_REFUSED,
-                query.edns,
-            )
-        };
+        let refuse =
+            |out: &mut Vec<u8>, reason| write_refused(out, snapshot, &query, raw_question, reason);
         let limit = size_limit(snapshot, transport, query.edns);
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
             || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
         {
             if !write_chaos(out, snapshot, &query, lower, question) {
-                refuse(out);
+                // A zone transfer over UDP is not something we do; another class's data is
+                // not ours.
+                let in_class = matches!(question.qclass, CLASS_IN | CLASS_ANY);
+                refuse(
+                    out,
+                    if in_class {
+                        EDE_NOT_SUPPORTED
+                    } else {
+                        EDE_NOT_AUTHORITATIVE
+                    },
+                );
             }
             return Verdict::Send;
         }
@@ -268,7 +273,9 @@ fn answer(
                     }
                 }
             }
-            None if !lower.is_at_or_below(snapshot.apex_wire()) => refuse(out),
+            None if !lower.is_at_or_below(snapshot.apex_wire()) => {
+                refuse(out, EDE_NOT_AUTHORITATIVE)
+            }
             None => {
                 if snapshot.zone.default.is_none()
                     || !write_synthesized(out, snapshot, &query, question.raw, transport, limit)
@@ -325,7 +332,7 @@ fn write_opt(
     edns: Edns,
 ) {
     if edns.nsid || query.reply_cookie.is_some() {
-        write_opt_with_options(out, snapshot, query, extended_rcode, edns);
+        write_opt_with_options(out, snapshot, query, extended_rcode, edns, None);
         return;
     }
     out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns, 0));
@@ -342,11 +349,12 @@ fn opt_len(query: &Query<'_>) -> usize {
     }
 }
 
-/// `write_opt` for a query with a cookie or asking for the NSID: kept out of line, as few
-/// queries do. The answer was sized with the cookie in it (a resolver that sent one drops a
-/// response without it as forged); the NSID goes in only where the response stays within what
-/// the client takes over UDP (RFC 6891 §6.2.5; the same bound over TCP, where responses that
-/// large carry no NSID): the data matters more than the name of who sent it.
+/// `write_opt` for a query with a cookie or asking for the NSID, or for a refusal saying why
+/// (`ede`): kept out of line, as few queries need it. The answer was sized with the cookie in
+/// it (a resolver that sent one drops a response without it as forged); the NSID goes in only
+/// where the response stays within what the client takes over UDP (RFC 6891 §6.2.5; the same
+/// bound over TCP, where responses that large carry no NSID): the data matters more than the
+/// name of who sent it.
 #[cold]
 #[inline(never)]
 fn write_opt_with_options(
@@ -355,9 +363,11 @@ fn write_opt_with_options(
     query: &Query<'_>,
     extended_rcode: u8,
     edns: Edns,
+    ede: Option<u16>,
 ) {
     let cookie_len = query.reply_cookie.map_or(0, |_| cookie::OPTION_LEN);
-    let room = udp_limit(snapshot, edns).saturating_sub(out.len() + OPT_LEN + cookie_len);
+    let ede_len = ede.map_or(0, |_| EDE_OPTION_LEN);
+    let room = udp_limit(snapshot, edns).saturating_sub(out.len() + OPT_LEN + cookie_len + ede_len);
     let nsid_len = Some(identity::nsid_option_len(&snapshot.identity))
         .filter(|&len| edns.nsid && len <= room)
         .unwrap_or(0);
@@ -365,10 +375,15 @@ fn write_opt_with_options(
         snapshot,
         extended_rcode,
         edns,
-        cookie_len + nsid_len,
+        cookie_len + ede_len + nsid_len,
     ));
     if let Some(reply) = &query.reply_cookie {
         cookie::write_option(out, reply);
+    }
+    if let Some(code) = ede {
+        let [c0, c1] = OPTION_EDE.to_be_bytes();
+        let [i0, i1] = code.to_be_bytes();
+        out.extend_from_slice(&[c0, c1, 0, 2, i0, i1]);
     }
     if nsid_len != 0 {
         identity::write_nsid_option(out, &snapshot.identity);
@@ -458,6 +473,33 @@ fn write_error(
     }
     if let Some(e) = edns {
         write_opt(out, snapshot, query, 0, e);
+    }
+}
+
+/// REFUSED, saying why in an Extended DNS Error (RFC 8914) when the query has EDNS (dig shows
+/// it: `EDE: 18 (Prohibited)`), so that an operator can tell an access list from a name
+/// outside the zone.
+#[cold]
+#[inline(never)]
+fn write_refused(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    query: &Query<'_>,
+    question: Option<&[u8]>,
+    ede: u16,
+) {
+    let counts = [question.is_some() as u16, 0, 0, query.edns.is_some() as u16];
+    write_header(
+        out,
+        query.id,
+        response_flags(query, 0, RCODE_REFUSED),
+        counts,
+    );
+    if let Some(q) = question {
+        out.extend_from_slice(q);
+    }
+    if let Some(e) = query.edns {
+        write_opt_with_options(out, snapshot, query, 0, e, Some(ede));
     }
 }
 
