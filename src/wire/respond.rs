@@ -86,7 +86,15 @@ impl Responder {
         match parse(packet, &mut self.lower) {
             Ok(query) => {
                 let question = query.question.map(|q| q.raw);
-                write_refused(out, snapshot, &query, question, EDE_PROHIBITED);
+                write_error(
+                    out,
+                    snapshot,
+                    &query,
+                    question,
+                    RCODE_REFUSED,
+                    query.edns,
+                    Some(EDE_PROHIBITED),
+                );
                 Verdict::Send
             }
             Err(_) => Verdict::Drop,
@@ -191,13 +199,14 @@ fn answer(
                     question.map(|q| q.raw),
                     RCODE_FORMERR,
                     None,
+                    None,
                 );
                 return Verdict::Send;
             }
         };
         let raw_question = query.question.map(|q| q.raw);
         let Some(question) = query.question else {
-            write_error(out, snapshot, &query, None, RCODE_FORMERR, None);
+            write_error(out, snapshot, &query, None, RCODE_FORMERR, None, None);
             return Verdict::Send;
         };
         if query.opcode != OPCODE_QUERY {
@@ -208,6 +217,7 @@ fn answer(
                 raw_question,
                 RCODE_NOTIMP,
                 query.edns,
+                None,
             );
             return Verdict::Send;
         }
@@ -224,18 +234,37 @@ fn answer(
                 raw_question,
                 RCODE_FORMERR,
                 query.edns,
+                None,
             );
             return Verdict::Send;
         }
         if let Some(edns) = query.edns.filter(|e| e.version > 0) {
-            write_extended_error(out, snapshot, &query, raw_question, RCODE_BADVERS, edns);
+            write_error(
+                out,
+                snapshot,
+                &query,
+                raw_question,
+                RCODE_BADVERS,
+                Some(edns),
+                None,
+            );
             return Verdict::Send;
         }
         // Other classes and zone transfers (never over UDP; over TCP they are the transfer
         // module's job) are refused; so are names outside the zone, below, once the look-up
         // has missed (every compiled name lies in the zone, so a hit needs no such check).
-        let refuse =
-            |out: &mut Vec<u8>, reason| write_refused(out, snapshot, &query, raw_question, reason);
+        let refuse = |out: &mut Vec<u8>, reason| {
+            let edns = query.edns;
+            write_error(
+                out,
+                snapshot,
+                &query,
+                raw_question,
+                RCODE_REFUSED,
+                edns,
+                Some(reason),
+            )
+        };
         let limit = size_limit(snapshot, transport, query.edns);
         if !matches!(question.qclass, CLASS_IN | CLASS_ANY)
             || matches!(question.qtype, TYPE_AXFR | TYPE_IXFR)
@@ -422,7 +451,15 @@ fn judge_cookie(
         CookieOption::Malformed | CookieOption::Absent => None,
     };
     let Some((client_cookie, server_cookie)) = data.and_then(|d| d.split_first_chunk()) else {
-        write_error(out, snapshot, query, question, RCODE_FORMERR, Some(edns));
+        write_error(
+            out,
+            snapshot,
+            query,
+            question,
+            RCODE_FORMERR,
+            Some(edns),
+            None,
+        );
         return Some(Verdict::Send);
     };
     let ip = client()?;
@@ -436,11 +473,19 @@ fn judge_cookie(
         } else {
             RCODE_BADCOOKIE
         };
-        write_extended_error(out, snapshot, query, None, rcode, edns);
+        write_error(out, snapshot, query, None, rcode, Some(edns), None);
         return Some(Verdict::Send);
     }
     if cookies.require && transport == Transport::Udp && !accepted() {
-        write_extended_error(out, snapshot, query, question, RCODE_BADCOOKIE, edns);
+        write_error(
+            out,
+            snapshot,
+            query,
+            question,
+            RCODE_BADCOOKIE,
+            Some(edns),
+            None,
+        );
         return Some(Verdict::Send);
     }
     None
@@ -456,6 +501,9 @@ fn opt_header(snapshot: &Snapshot, extended_rcode: u8, edns: Edns, options: usiz
     [0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, l0, l1]
 }
 
+/// A response without records: the header, the question when given, and OPT when `edns`,
+/// with the upper bits of an extended RCODE (BADVERS, BADCOOKIE) and, for a refusal, an
+/// Extended DNS Error saying why (RFC 8914; dig shows `EDE: 18 (Prohibited)`).
 #[cold]
 #[inline(never)]
 fn write_error(
@@ -465,6 +513,7 @@ fn write_error(
     question: Option<&[u8]>,
     rcode: u16,
     edns: Option<Edns>,
+    ede: Option<u16>,
 ) {
     let counts = [question.is_some() as u16, 0, 0, edns.is_some() as u16];
     write_header(out, query.id, response_flags(query, 0, rcode), counts);
@@ -472,55 +521,12 @@ fn write_error(
         out.extend_from_slice(q);
     }
     if let Some(e) = edns {
-        write_opt(out, snapshot, query, 0, e);
+        let extended = (rcode >> 4) as u8;
+        match ede {
+            Some(_) => write_opt_with_options(out, snapshot, query, extended, e, ede),
+            None => write_opt(out, snapshot, query, extended, e),
+        }
     }
-}
-
-/// REFUSED, saying why in an Extended DNS Error (RFC 8914) when the query has EDNS (dig shows
-/// it: `EDE: 18 (Prohibited)`), so that an operator can tell an access list from a name
-/// outside the zone.
-#[cold]
-#[inline(never)]
-fn write_refused(
-    out: &mut Vec<u8>,
-    snapshot: &Snapshot,
-    query: &Query<'_>,
-    question: Option<&[u8]>,
-    ede: u16,
-) {
-    let counts = [question.is_some() as u16, 0, 0, query.edns.is_some() as u16];
-    write_header(
-        out,
-        query.id,
-        response_flags(query, 0, RCODE_REFUSED),
-        counts,
-    );
-    if let Some(q) = question {
-        out.extend_from_slice(q);
-    }
-    if let Some(e) = query.edns {
-        write_opt_with_options(out, snapshot, query, 0, e, Some(ede));
-    }
-}
-
-/// A response with no records but OPT, and an RCODE that may need OPT's upper bits
-/// (BADVERS, BADCOOKIE; also the NOERROR of a cookie-only query).
-#[cold]
-#[inline(never)]
-fn write_extended_error(
-    out: &mut Vec<u8>,
-    snapshot: &Snapshot,
-    query: &Query<'_>,
-    question: Option<&[u8]>,
-    rcode: u16,
-    edns: Edns,
-) {
-    let counts = [question.is_some() as u16, 0, 0, 1];
-    write_header(out, query.id, response_flags(query, 0, rcode), counts);
-    if let Some(q) = question {
-        out.extend_from_slice(q);
-    }
-    write_opt(out, snapshot, query, (rcode >> 4) as u8, edns);
 }
 
 /// NXDOMAIN or NODATA: the question and the SOA (negative TTL) in the authority section.
