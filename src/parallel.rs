@@ -68,34 +68,17 @@ pub fn map<T: Sync, R: Send>(
 
 /// Drops `garbage` on a thread of its own and then hands the freed memory back to the
 /// operating system (inline if no thread can be started): freeing a large zone's records
-/// takes a while, and nothing needs to wait for it. The thread runs at the lowest priority
-/// (nice 19), so that it takes CPU from neither the rest of a start-up (100,000 operators on
-/// one core, 4 alternations: compile step 994–1,094 → 913–957 ms, ready 3.24–3.51 → 3.17–3.22 s)
-/// nor the workers answering while a reload's leftovers are freed.
-/// Not `SCHED_IDLE`: freeing takes the allocator's locks, which a thread that never runs on
-/// busy cores would hold indefinitely.
+/// takes a while, and nothing needs to wait for it.
 pub fn free_in_background<T: Send + 'static>(garbage: T) {
     let spawned = std::thread::Builder::new()
         .name("bsf-free".into())
         .spawn(move || {
-            lower_own_priority();
             drop(garbage);
             release_freed_memory();
         });
     // Without a thread, the closure (and the garbage in it) was dropped here already.
     if spawned.is_err() {
         release_freed_memory();
-    }
-}
-
-/// Lowers the calling thread's priority to nice 19 (Linux applies `setpriority` to one thread
-/// when given its ID); best effort.
-fn lower_own_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own ID; no memory is passed.
-    unsafe {
-        let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, thread, 19);
     }
 }
 
