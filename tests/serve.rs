@@ -572,6 +572,74 @@ fn refusals_say_why() {
     }
 }
 
+/// A network answered from the default template whose bootstrap server is another network's
+/// name in the zone (a central bootstrap server for every unprovisioned network) gets that
+/// name's addresses in the additional section, as a network with a file would (DESIGN.md §3),
+/// also once the zone is compiled and the other network's records are no longer kept; the
+/// padded spelling of a 2-digit network too.
+#[test]
+fn default_template_answers_carry_addresses_of_targets_in_other_networks() {
+    let default = "default = true\n[[bootstrap]]\nuri = \"coaps://bsf.mnc460.mcc313.lwm2m.org:5684\"\n[[bootstrap]]\nuri = \"coap://bsf.mnc001.mcc262.lwm2m.org\"\n";
+    let (_dir, server) = seed_server(
+        &[("default.toml", default)],
+        Some("default-template = true\n"),
+        &[],
+    );
+    for ask in [ask_udp as Ask, ask_tcp] {
+        let m = ask(
+            server.addr,
+            "_coaps._udp.bsf.mnc99.mcc999.lwm2m.org.",
+            RecordType::SRV,
+            Some(1232),
+        );
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.answers.len(), 1, "{m:?}");
+        let RData::SRV(srv) = &m.answers[0].data else {
+            panic!("not SRV: {m:?}");
+        };
+        assert_eq!(srv.target.to_ascii(), "bsf.mnc460.mcc313.lwm2m.org.");
+        let mut extra: Vec<(String, String)> = m
+            .additionals
+            .iter()
+            .map(|r| (r.name.to_ascii(), r.data.to_string()))
+            .collect();
+        extra.sort();
+        assert_eq!(
+            extra,
+            [
+                (
+                    "bsf.mnc460.mcc313.lwm2m.org.".to_string(),
+                    "192.0.2.10".to_string()
+                ),
+                (
+                    "bsf.mnc460.mcc313.lwm2m.org.".to_string(),
+                    "2001:db8::10".to_string()
+                ),
+            ]
+        );
+        // The second URI's target is 262-01 in its padded spelling.
+        let m = ask(
+            server.addr,
+            "_coap._udp.bsf.mnc99.mcc999.lwm2m.org.",
+            RecordType::SRV,
+            Some(1232),
+        );
+        let extra: Vec<(String, String)> = m
+            .additionals
+            .iter()
+            .map(|r| (r.name.to_ascii(), r.data.to_string()))
+            .collect();
+        assert_eq!(
+            extra,
+            [(
+                "bsf.mnc001.mcc262.lwm2m.org.".to_string(),
+                "198.51.100.20".to_string()
+            )],
+            "{m:?}"
+        );
+    }
+}
+
 #[test]
 fn malformed_and_unsupported_queries() {
     let (_dir, server) = seed_server(&[], None, &[]);

@@ -10,6 +10,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::{build, Node, Nodes, Zone};
 use crate::plmn::{mnc_length_of, parse_plmn_name, MccMncLength, Plmn};
+use crate::template::Coverage;
 
 /// The transport a query came over; it matters for ANY (RFC 8482 minimal answers over UDP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,7 +82,19 @@ pub fn lookup(
     }
     if let Some(synthesized) = synthesize_default(zone, &owner) {
         if let Some(node) = synthesized.get(&owner) {
-            return answer_at(zone, |n| synthesized.get(n), node, qtype, transport);
+            // SRV targets in other networks of the zone: their names, rebuilt for the target's
+            // network alone (a compiled part keeps no records).
+            let elsewhere: Vec<Nodes> = srv_targets(node)
+                .filter(|target| synthesized.get(target).is_none() && zone.node(target).is_none())
+                .filter_map(|target| network_nodes(zone, target))
+                .collect();
+            let resolve = |n: &Name| {
+                synthesized
+                    .get(n)
+                    .or_else(|| zone.node(n))
+                    .or_else(|| elsewhere.iter().find_map(|nodes| nodes.get(n)))
+            };
+            return answer_at(zone, resolve, node, qtype, transport);
         }
     }
     negative(zone, Outcome::NxDomain)
@@ -150,6 +163,45 @@ fn additional_for<'z>(
         }
     }
     additional
+}
+
+/// The SRV targets among a node's records.
+fn srv_targets(node: &Node) -> impl Iterator<Item = &Name> {
+    node.rrsets
+        .iter()
+        .flat_map(|set| set.records.iter())
+        .filter_map(|record| match &record.data {
+            RData::SRV(srv) => Some(&srv.target),
+            _ => None,
+        })
+}
+
+/// The names of the network a name belongs to, built on their own: from the template file that
+/// lists the network (as spelled, or as the 2-digit MNC a padded spelling stands for), else
+/// from the default template. `None` for names of no network.
+fn network_nodes(zone: &Zone, name: &Name) -> Option<Nodes> {
+    let spelled = parse_plmn_name(name, zone.apex())?.plmn()?;
+    if !zone.has_network_name(spelled) {
+        return synthesize_default(zone, name);
+    }
+    let part = zone.parts.get(&spelled.mcc)?;
+    let listed = |p: Plmn| {
+        part.templates.iter().any(|t| match &t.coverage {
+            Coverage::Networks(list) => list.contains(&p),
+            Coverage::Default => false,
+        })
+    };
+    part.templates.iter().find_map(|template| {
+        let Coverage::Networks(list) = &template.coverage else {
+            return None;
+        };
+        let network = list
+            .iter()
+            .copied()
+            .find(|p| *p == spelled || (p.spellings().any(|s| s == spelled) && !listed(spelled)))?;
+        let operator = template.instantiate(network, part.default_ttl)?;
+        build::operator_nodes(zone.apex(), &operator, spelled).ok()
+    })
 }
 
 /// For a name of a network without a file, the records the default template gives it (only
