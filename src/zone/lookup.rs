@@ -10,7 +10,6 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::{build, Node, Nodes, Zone};
 use crate::plmn::{mnc_length_of, parse_plmn_name, MccMncLength, Plmn};
-use crate::template::Coverage;
 
 /// The transport a query came over; it matters for ANY (RFC 8482 minimal answers over UDP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,27 +180,17 @@ fn srv_targets(node: &Node) -> impl Iterator<Item = &Name> {
 /// from the default template. `None` for names of no network.
 fn network_nodes(zone: &Zone, name: &Name) -> Option<Nodes> {
     let spelled = parse_plmn_name(name, zone.apex())?.plmn()?;
-    if !zone.has_network_name(spelled) {
+    let listed = zone
+        .parts
+        .get(&spelled.mcc)
+        .and_then(|part| Some((part, part.listed_network(spelled)?)));
+    let Some((part, network)) = listed else {
         return synthesize_default(zone, name);
-    }
-    let part = zone.parts.get(&spelled.mcc)?;
-    let listed = |p: Plmn| {
-        part.templates.iter().any(|t| match &t.coverage {
-            Coverage::Networks(list) => list.contains(&p),
-            Coverage::Default => false,
-        })
     };
-    part.templates.iter().find_map(|template| {
-        let Coverage::Networks(list) = &template.coverage else {
-            return None;
-        };
-        let network = list
-            .iter()
-            .copied()
-            .find(|p| *p == spelled || (p.spellings().any(|s| s == spelled) && !listed(spelled)))?;
-        let operator = template.instantiate(network, part.default_ttl)?;
-        build::operator_nodes(zone.apex(), &operator, spelled).ok()
-    })
+    let operator = part
+        .template_of(network)?
+        .instantiate(network, part.default_ttl)?;
+    build::operator_nodes(zone.apex(), &operator, spelled).ok()
 }
 
 /// For a name of a network without a file, the records the default template gives it (only

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::config::ZoneSettings;
-use crate::plmn::Mcc;
+use crate::plmn::{Mcc, Plmn};
 use crate::template::Template;
 
 pub use build::{build, parse_uri_rdata, uri_rdata, BuildError};
@@ -208,6 +208,25 @@ pub struct Part {
 }
 
 impl Part {
+    /// The network a name spelled this way (`mnc15` or `mnc015`) belongs to, as a template
+    /// file of the part lists it: as spelled, or the listed 2-digit MNC that a padded spelling
+    /// stands for. Answered from the templates, so it holds after the records are released.
+    pub fn listed_network(&self, spelled: Plmn) -> Option<Plmn> {
+        if self.template_of(spelled).is_some() {
+            return Some(spelled);
+        }
+        let two = Plmn::new(spelled.mcc, spelled.mnc.unpadded()?);
+        self.template_of(two).map(|_| two)
+    }
+
+    /// The template file that lists `network`.
+    pub fn template_of(&self, network: Plmn) -> Option<&Arc<Template>> {
+        self.templates.iter().find(|t| match &t.coverage {
+            crate::template::Coverage::Networks(list) => list.contains(&network),
+            crate::template::Coverage::Default => false,
+        })
+    }
+
     /// The part's records: the kept ones, or rebuilt from the templates.
     pub fn nodes(&self) -> std::borrow::Cow<'_, Nodes> {
         match &self.records {
@@ -323,23 +342,11 @@ impl Zone {
     }
 
     /// Whether a network spelled this way (`mnc15` or `mnc015`) has names from a template
-    /// file; answered from the templates, so it holds after the records are released.
-    pub fn has_network_name(&self, spelled: crate::plmn::Plmn) -> bool {
-        let Some(part) = self.parts.get(&spelled.mcc) else {
-            return false;
-        };
-        let listed = |p: crate::plmn::Plmn| {
-            part.templates.iter().any(|t| match &t.coverage {
-                crate::template::Coverage::Networks(list) => list.contains(&p),
-                crate::template::Coverage::Default => false,
-            })
-        };
-        // As listed, or the padded spelling of a listed 2-digit MNC.
-        listed(spelled)
-            || spelled
-                .mnc
-                .unpadded()
-                .is_some_and(|two| listed(crate::plmn::Plmn::new(spelled.mcc, two)))
+    /// file ([`Part::listed_network`]).
+    pub fn has_network_name(&self, spelled: Plmn) -> bool {
+        self.parts
+            .get(&spelled.mcc)
+            .is_some_and(|part| part.listed_network(spelled).is_some())
     }
 
     pub fn name_count(&self) -> usize {
