@@ -334,6 +334,14 @@ fn dig_gets_a_good_cookie() {
         .find(|l| l.contains("COOKIE:"))
         .unwrap_or_else(|| panic!("no cookie in {out}"));
     assert!(line.ends_with("(good)"), "{line}");
+
+    // Where cookies are required, dig is turned away once, takes the cookie and gets its
+    // answer (as a BIND resolver does).
+    let (_dir, strict) = start("[server]\ncookies = \"require\"\n");
+    let out = dig(strict.port, &["+cookie", "+norec", NAME, "A"]);
+    assert!(out.contains("BADCOOKIE, retrying"), "{out}");
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("192.0.2.10"), "{out}");
 }
 
 /// Knot DNS with `mod-cookies` and the same secret as bsf-dns, both requiring cookies: each
