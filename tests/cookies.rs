@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bsf_dns::wire::cookie::mint;
+use bsf_dns::wire::query::skip_name;
 use common::*;
 
 const SEED: &str = SEED_TEMPLATE;
@@ -71,31 +72,18 @@ struct Response {
     has_opt: bool,
 }
 
-fn skip_name(bytes: &[u8], mut pos: usize) -> usize {
-    loop {
-        let len = bytes[pos];
-        if len == 0 {
-            return pos + 1;
-        }
-        if len & 0xC0 == 0xC0 {
-            return pos + 2;
-        }
-        pos += 1 + len as usize;
-    }
-}
-
 fn read(bytes: &[u8]) -> Response {
     let word = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
     let counts = [word(4), word(6), word(8), word(10)];
     let mut pos = 12;
     for _ in 0..counts[0] {
-        pos = skip_name(bytes, pos) + 4;
+        pos = skip_name(bytes, pos).expect("a question name") + 4;
     }
     let question = bytes[12..pos].to_vec();
     let (mut rcode, mut options, mut has_opt) = (word(2) & 0xF, Vec::new(), false);
     for _ in 0..counts[1] + counts[2] + counts[3] {
         let owner = pos;
-        pos = skip_name(bytes, pos);
+        pos = skip_name(bytes, pos).expect("an owner name");
         let (rtype, rdlength) = (word(pos), word(pos + 8) as usize);
         let rdata = pos + 10;
         if rtype == 41 {

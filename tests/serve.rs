@@ -520,13 +520,7 @@ fn refusals_say_why() {
     let (_dir, open) = seed_server(&[], None, &[]);
     let (_dir2, closed) = seed_server(&[], Some("[access]\nallow-query = [\"10.0.0.0/8\"]\n"), &[]);
     let with_edns = opt(1232, 0, false, &[]);
-    let exchange_both = |addr, q: &[u8]| {
-        let udp = udp_exchange(addr, q, 5000).expect("an answer over UDP");
-        let mut stream = tcp_connect(addr);
-        tcp_send(&mut stream, q);
-        let tcp = tcp_recv(&mut stream).expect("an answer over TCP");
-        [udp, tcp]
-    };
+    let exchange_both = |addr, q: &[u8]| [udp_answer(addr, q), tcp_answer(addr, q)];
     let expect_ede = |addr, q: &[u8], code: u8| {
         for r in exchange_both(addr, q) {
             assert_eq!(r[3] & 0xF, 5, "REFUSED: {r:02x?}");
