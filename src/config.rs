@@ -139,6 +139,19 @@ pub struct ServerSettings {
     pub cookies: CookieSettings,
 }
 
+impl ServerSettings {
+    /// These settings as a reload applies `loaded`: how the server names itself (identity,
+    /// version, NSID) and its cookie settings are taken, so that a shared cookie secret rolls
+    /// over without a restart (RFC 9018 §5); sockets, threads and limits stay as started.
+    pub fn reloaded(&self, loaded: &ServerSettings) -> ServerSettings {
+        ServerSettings {
+            identity: loaded.identity.clone(),
+            cookies: loaded.cookies.clone(),
+            ..self.clone()
+        }
+    }
+}
+
 /// DNS cookies (RFC 7873, RFC 9018; answered by `wire::cookie`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieSettings {
@@ -887,6 +900,22 @@ mod tests {
             let e = &errors.0[0];
             assert_eq!((e.line, e.field.as_str()), (line, field), "{errors}");
         }
+    }
+
+    #[test]
+    fn a_reload_takes_identity_and_cookies_and_keeps_the_rest() {
+        let running = Settings::default().server;
+        let text = "[server]\nlisten = [\"127.0.0.1:5300\"]\nthreads = 3\nidentity = \"ns-b\"\ncookies = \"off\"\n";
+        let loaded = Settings::parse(Path::new("s.toml"), text).unwrap().server;
+        let applied = running.reloaded(&loaded);
+        assert_eq!(&*applied.identity.identity, b"ns-b");
+        assert_eq!(applied.cookies.policy, CookiePolicy::Off);
+        assert_eq!(
+            (&applied.listen, applied.threads),
+            (&running.listen, running.threads)
+        );
+        assert_ne!(applied, loaded, "what needs a restart still differs");
+        assert_eq!(running.reloaded(&running), running);
     }
 
     #[test]

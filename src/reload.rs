@@ -202,14 +202,9 @@ impl Reloader {
             Ok(zone) => zone,
             Err(error) => return self.rejected(trigger, current.serial(), error.to_string()),
         };
-        // What a reload can change of `[server]`: how the server names itself and its
-        // cookies (so a shared cookie secret rolls over without a restart, RFC 9018 §5). The
-        // rest (sockets, threads, limits) stays as started.
-        let server = ServerSettings {
-            identity: loaded.settings.server.identity.clone(),
-            cookies: loaded.settings.server.cookies.clone(),
-            ..self.running.clone()
-        };
+        // What a reload can change of `[server]` (`ServerSettings::reloaded`); the rest
+        // needs a restart.
+        let server = self.running.reloaded(&loaded.settings.server);
         if loaded.settings.server != server {
             tracing::warn!(
                 "settings under [server] (listen addresses, threads, limits) changed; they take effect after a restart"
