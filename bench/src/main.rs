@@ -175,7 +175,7 @@ struct LoadArgs {
     /// Send a query without EDNS (default: EDNS with a 1232-byte payload, as resolvers do).
     #[arg(long)]
     no_edns: bool,
-    /// Put a DNS cookie (RFC 7873: a client cookie, as BIND sends in every query) into each
+    /// Put a DNS cookie (RFC 7873: a client cookie, as dig and BIND's resolver send in every query) into each
     /// query's OPT record, to measure what answering cookies costs a server.
     #[arg(long, conflicts_with = "no_edns")]
     cookie: bool,

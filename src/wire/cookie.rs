@@ -1,7 +1,7 @@
 //! DNS cookies (RFC 7873) with interoperable server cookies (RFC 9018).
 //!
-//! A client (BIND's resolver sends them by default, and dig) puts an 8-byte client cookie
-//! into its queries; the server answers with that client cookie and a server cookie of its own, which
+//! A client (dig does, and BIND's resolver by its documented default) puts an 8-byte client
+//! cookie into its queries; the server answers with that client cookie and a server cookie of its own, which
 //! the client sends back from then on. A response that does not echo the client cookie is
 //! forged, so resolvers gain protection against off-path spoofing; a query that brings back a
 //! valid server cookie comes from an address that has talked to the server before, so the
@@ -11,13 +11,14 @@
 //! Server cookies follow RFC 9018 exactly — version 1, three reserved zero bytes, a 32-bit
 //! timestamp, and SipHash-2-4 over client cookie, those eight bytes and the client's address
 //! under a 16-byte secret — so that several servers behind one address (anycast, or bsf-dns
-//! beside Knot DNS, BIND or Unbound) accept each other's cookies when they share the secret.
+//! beside another RFC 9018 implementation: tested against Knot DNS) accept each other's cookies
+//! when they share the secret.
 //! Without a configured secret, each process draws a random one at start (kept across
 //! reloads): cookies then stay valid for the process's life. A second, previous secret is
 //! accepted but never used to mint, for rolling a shared secret over (RFC 9018 §5).
 //!
 //! Every response to a query with a client cookie gets a freshly minted server cookie (as Knot
-//! DNS and BIND do); validation decides only what `require` refuses and how a cookie-only
+//! DNS does: its timestamps move query by query); validation decides only what `require` refuses and how a cookie-only
 //! query (no question, RFC 7873 §5.4) is answered, so it is done only for those: with the
 //! default policy a query with a cookie costs one SipHash.
 
