@@ -11,6 +11,7 @@
 //! - [`diag`]: errors that name file, line and field;
 //! - [`config`]: server-wide settings (apex, SOA, NS, listeners);
 //! - [`template`]: the operator templates in `zones/`, validated;
+//! - [`dirfiles`]: reading a directory's files with few system calls;
 //! - [`load`]: reads settings and templates together;
 //! - [`parallel`]: loading work spread over the cores, and freeing what it leaves behind;
 //! - [`zone`]: the compiled zone (records), the answer function, the master-file export, the
@@ -27,6 +28,7 @@
 pub mod commands;
 pub mod config;
 pub mod diag;
+pub mod dirfiles;
 pub mod load;
 pub mod parallel;
 pub mod plmn;

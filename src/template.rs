@@ -596,6 +596,9 @@ pub fn load_dir_cached(
     }
     // One directory: byte order of the whole path is file-name order, and cheap.
     paths.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+    // Files are opened relative to the directory (`crate::dirfiles`); should it have gone
+    // since it was listed, each file says so.
+    let open_dir = crate::dirfiles::Dir::open(dir).ok();
     // Stat, read and parse on every core (100,000 files take seconds on one); the outcomes
     // come back in file order, so errors are reported as a sequential pass would.
     let cached = |path: &Path, stamp: Option<FileStamp>| {
@@ -611,12 +614,6 @@ pub fn load_dir_cached(
                 return unchanged;
             }
         }
-        // Stat relative to the open directory (no path walk per file), following a symbolic
-        // link only when there is one.
-        let metadata = match entry.metadata() {
-            Ok(m) if m.file_type().is_symlink() => std::fs::metadata(path),
-            other => other,
-        };
         // A file deleted between listing and reading is a half-finished change: the whole set
         // is rejected and the next event brings a consistent view.
         let unreadable = |e: std::io::Error| {
@@ -627,16 +624,41 @@ pub fn load_dir_cached(
                 message: format!("cannot read: {e}"),
             })
         };
-        let metadata = match metadata {
-            Ok(m) if m.is_file() => m,
-            Ok(_) => return FileOutcome::NotAFile,
-            Err(e) => return unreadable(e),
+        // A file the cache holds is looked at with one `stat` (relative to the open
+        // directory, following a symbolic link only when there is one), and read only if
+        // it changed.
+        if cache.entries.contains_key(path) {
+            let metadata = match entry.metadata() {
+                Ok(m) if m.file_type().is_symlink() => std::fs::metadata(path),
+                other => other,
+            };
+            if let Ok(m) = metadata {
+                if let Some(unchanged) = cached(path, Some(FileStamp::of(&m))) {
+                    return unchanged;
+                }
+            }
+        }
+        let Some(open_dir) = &open_dir else {
+            return unreadable(std::io::Error::other(
+                "the zones directory could not be opened",
+            ));
         };
-        let stamp = FileStamp::of(&metadata);
+        let file = match open_dir.open_file(&entry.file_name()) {
+            Ok(file) if file.metadata.is_file() => file,
+            Ok(_) => return FileOutcome::NotAFile,
+            // An entry that cannot be opened as a file (a socket, say) is no template either.
+            Err(e) => {
+                return match std::fs::metadata(path) {
+                    Ok(m) if !m.is_file() => FileOutcome::NotAFile,
+                    _ => unreadable(e),
+                }
+            }
+        };
+        let stamp = FileStamp::of(&file.metadata);
         if let Some(unchanged) = cached(path, Some(stamp)) {
             return unchanged;
         }
-        match std::fs::read_to_string(path) {
+        match file.read_text() {
             Ok(text) => FileOutcome::Parsed(stamp, Template::parse(path, &text).map(Arc::new)),
             Err(e) => unreadable(e),
         }
@@ -989,5 +1011,45 @@ weight = 1
         ] {
             assert!(!is_template_file(Path::new(no)), "{no}");
         }
+    }
+
+    #[test]
+    fn entries_that_are_not_files_are_skipped_and_unreadable_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let zones = dir.path();
+        let text = "mcc = \"262\"\nmnc = [\"01\"]\n[[bootstrap]]\nuri = \"coaps://a.example\"\n";
+        std::fs::create_dir(zones.join("releases")).unwrap();
+        std::fs::write(zones.join("releases/a.toml"), text).unwrap();
+        std::os::unix::fs::symlink("releases/a.toml", zones.join("a.toml")).unwrap();
+        std::fs::create_dir(zones.join("old.toml")).unwrap();
+        let fifo = std::ffi::CString::new(
+            zones
+                .join("pipe.toml")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        // A link to a template, a directory and a FIFO (opened without waiting for a writer).
+        let set = load_dir(zones).unwrap();
+        assert_eq!(set.templates.len(), 1);
+        assert_eq!(set.templates[0].bootstrap[0].uri, "coaps://a.example");
+        // A link to nothing is a file that cannot be read: the set is rejected, naming it.
+        std::os::unix::fs::symlink("releases/gone.toml", zones.join("b.toml")).unwrap();
+        let errors = load_dir(zones).unwrap_err().0;
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, zones.join("b.toml"));
+        assert!(
+            errors[0].message.starts_with("cannot read: "),
+            "{}",
+            errors[0].message
+        );
+        std::fs::remove_file(zones.join("b.toml")).unwrap();
+        // Not UTF-8.
+        std::fs::write(zones.join("c.toml"), [b'm', 0xff, b'\n']).unwrap();
+        let errors = load_dir(zones).unwrap_err().0;
+        assert_eq!(errors[0].file, zones.join("c.toml"));
+        assert!(errors[0].message.contains("UTF-8"), "{}", errors[0].message);
     }
 }
