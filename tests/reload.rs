@@ -286,6 +286,53 @@ fn unchanged_content_keeps_the_serial_and_sighup_reloads() {
     assert!(server.serial() > before);
 }
 
+/// The TTL of the first answer record.
+fn ttl_of(m: &Message) -> u32 {
+    m.answers.first().expect("an answer record").ttl
+}
+
+#[test]
+fn a_default_ttl_edit_publishes_a_change_only_where_a_template_takes_the_default() {
+    let (dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);
+    let config = dir.path().join("bsf-dns.toml");
+    std::fs::write(&config, "default-ttl = 300\n").unwrap();
+    let server = Server::start(&zones, Some(&config), &["--no-watch"]);
+    let first = server.serial();
+    let reloads = |server: &Server| count(&server.guard.log_text(), "reload: ");
+
+    // Every template sets its own TTL: nothing to publish, the serial stays.
+    std::fs::write(&config, "default-ttl = 600\n").unwrap();
+    server.guard.signal(libc::SIGHUP);
+    wait_for("no-op reload logged", Duration::from_secs(3), || {
+        server.guard.log_text().contains("content unchanged")
+    });
+    assert_eq!(server.serial(), first);
+    assert_eq!(ttl_of(&server.ask(NAME, RecordType::A)), 5);
+
+    // A template without one takes the default: a change, with the TTL in its answers.
+    let untimed = "mcc = \"262\"\nmnc = [\"01\"]\naddresses = [\"198.51.100.7\"]\n[[bootstrap]]\nuri = \"coaps://bs.example.de\"\n";
+    std::fs::write(zones.join("262-01.toml"), untimed).unwrap();
+    let before = reloads(&server);
+    server.guard.signal(libc::SIGHUP);
+    let german = "bsf.mnc01.mcc262.lwm2m.org.";
+    wait_for("new template served", Duration::from_secs(3), || {
+        server.ask(german, RecordType::A).response_code == ResponseCode::NoError
+    });
+    assert!(reloads(&server) > before);
+    let second = server.serial();
+    assert!(second > first);
+    assert_eq!(ttl_of(&server.ask(german, RecordType::A)), 600);
+
+    // Now the edit changes that network's answers (and only those), under a new serial.
+    std::fs::write(&config, "default-ttl = 900\n").unwrap();
+    server.guard.signal(libc::SIGHUP);
+    wait_for("new default TTL served", Duration::from_secs(3), || {
+        ttl_of(&server.ask(german, RecordType::A)) == 900
+    });
+    assert!(server.serial() > second);
+    assert_eq!(ttl_of(&server.ask(NAME, RecordType::A)), 5);
+}
+
 #[test]
 fn a_restart_keeps_the_serial_unless_the_inputs_changed_meanwhile() {
     let (_dir, zones) = temp_zones(&[("313-460.toml", &template("192.0.2.1"))]);

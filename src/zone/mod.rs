@@ -264,7 +264,31 @@ impl Part {
         self.mcc == mcc
             && crate::template::same_templates(&self.templates, templates)
             && self.apex == *apex
-            && self.default_ttl == default_ttl
+            && ttl_in_effect(self.templates.iter().map(|t| &**t), self.default_ttl)
+                == ttl_in_effect(templates.iter().map(|t| &**t), default_ttl)
+    }
+}
+
+/// The default TTL as it shapes the records built from `templates`: only a template without a
+/// `ttl` of its own takes it (`None`: none does). A `default-ttl` edit thus leaves the parts
+/// whose templates all set their own as they were: reused, not rebuilt, and no change to
+/// publish (no new serial, nothing for an IXFR to compare).
+pub fn ttl_in_effect<'a>(
+    templates: impl IntoIterator<Item = &'a Template>,
+    default_ttl: u32,
+) -> Option<u32> {
+    templates
+        .into_iter()
+        .any(|t| t.ttl.is_none())
+        .then_some(default_ttl)
+}
+
+impl DefaultTemplate {
+    /// Whether both answer alike: the same template, and the same default TTL where it takes one.
+    fn same_answers(&self, other: &DefaultTemplate) -> bool {
+        self.template == other.template
+            && ttl_in_effect([&self.template], self.default_ttl)
+                == ttl_in_effect([&other.template], other.default_ttl)
     }
 }
 
@@ -430,8 +454,19 @@ impl Zone {
             }
             apex
         };
-        self.settings == other.settings
-            && self.default == other.default
+        // The default TTL shapes content only through the parts and the default template,
+        // compared below for where it takes effect.
+        let settings = |z: &Zone| ZoneSettings {
+            default_ttl: 0,
+            ..z.settings.clone()
+        };
+        let same_default = match (&self.default, &other.default) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same_answers(b),
+            _ => false,
+        };
+        settings(self) == settings(other)
+            && same_default
             && self.parts.len() == other.parts.len()
             && self
                 .parts

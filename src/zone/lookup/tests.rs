@@ -387,3 +387,61 @@ fn same_content_ignores_serial_only() {
     let other = zone();
     assert!(!a.same_content(&other));
 }
+
+#[test]
+fn a_default_ttl_edit_changes_only_what_takes_the_default() {
+    // No ttl of its own: takes default-ttl.
+    let untimed = TWO_DIGIT.replace("ttl = 120\n", "");
+    let untimed_default = DEFAULT.replace("ttl = 60\n", "");
+    let build_with = |default_ttl: u32, files: &[(&str, &str)], previous: Option<&Zone>| {
+        let settings = Settings::parse(
+            Path::new("s.toml"),
+            &format!("default-ttl = {default_ttl}\ndefault-template = true\n"),
+        )
+        .unwrap();
+        let set = TemplateSet::from_texts(files.iter().map(|(p, t)| (Path::new(*p), *t))).unwrap();
+        build(&settings.zone, &set, 7, previous).unwrap()
+    };
+    let part = |zone: &Zone, mcc: &str| zone.parts[&crate::plmn::Mcc::parse(mcc).unwrap()].clone();
+
+    // Every template sets its own ttl: the edit changes nothing, and the parts are reused.
+    let files = [
+        ("313-460.toml", SEED),
+        ("262-01.toml", TWO_DIGIT),
+        ("default.toml", DEFAULT),
+    ];
+    let before = build_with(300, &files, None);
+    let after = build_with(600, &files, Some(&before));
+    assert!(after.same_content(&before));
+    assert!(Arc::ptr_eq(&part(&before, "313"), &part(&after, "313")));
+    assert!(Arc::ptr_eq(&part(&before, "262"), &part(&after, "262")));
+    assert!(crate::zone::diff::diff(&before, &after).is_empty());
+
+    // A template without one: its part is rebuilt with the new TTL, the other part reused.
+    let files = [("313-460.toml", SEED), ("262-01.toml", untimed.as_str())];
+    let before = build_with(300, &files, None);
+    let after = build_with(600, &files, Some(&before));
+    assert!(!after.same_content(&before));
+    assert!(Arc::ptr_eq(&part(&before, "313"), &part(&after, "313")));
+    assert!(!Arc::ptr_eq(&part(&before, "262"), &part(&after, "262")));
+    let answer = ask(&after, "bsf.mnc01.mcc262.lwm2m.org.", RecordType::A);
+    assert_eq!(answer.answers[0].ttl, 600);
+    let changes = crate::zone::diff::diff(&before, &after);
+    assert!(!changes.is_empty());
+    assert!(changes
+        .deleted
+        .iter()
+        .chain(&changes.added)
+        .all(|r| r.name.to_ascii().ends_with("mcc262.lwm2m.org.")));
+
+    // The default template (answering, as enabled here) without one: a change too.
+    let files = [
+        ("313-460.toml", SEED),
+        ("default.toml", untimed_default.as_str()),
+    ];
+    let before = build_with(300, &files, None);
+    let after = build_with(600, &files, Some(&before));
+    assert!(!after.same_content(&before));
+    let synthesized = ask(&after, "bsf.mnc10.mcc208.lwm2m.org.", RecordType::TXT);
+    assert_eq!(synthesized.answers[0].ttl, 600);
+}
