@@ -11,6 +11,7 @@
 //! whatever the zone's size.
 
 use std::iter::Peekable;
+use std::sync::Arc;
 
 use hickory_proto::rr::Record;
 
@@ -72,21 +73,28 @@ impl<'z, 'q> Transfer<'z, 'q> {
     /// difference sequence — the client's SOA, the records to delete, the new SOA, the records
     /// to add — and the new SOA again. Versions in between are condensed into the one
     /// sequence, which takes the client to the same zone.
+    /// The difference is shared (other secondaries may be sent it at the same time): its
+    /// records are copied one at a time as they are written.
     pub fn incremental(
         zone: &'z Zone,
         theirs: &Zone,
-        diff: ZoneDiff,
+        diff: Arc<ZoneDiff>,
         echo: Echo<'q>,
     ) -> Transfer<'z, 'q> {
         let new_soa = zone.soa().cloned();
         let old_soa = theirs.soa().cloned();
+        let deleted = {
+            let diff = Arc::clone(&diff);
+            (0..diff.deleted.len()).map(move |i| diff.deleted[i].clone())
+        };
+        let added = (0..diff.added.len()).map(move |i| diff.added[i].clone());
         let records = new_soa
             .clone()
             .into_iter()
             .chain(old_soa)
-            .chain(diff.deleted)
+            .chain(deleted)
             .chain(new_soa.clone())
-            .chain(diff.added)
+            .chain(added)
             .chain(new_soa);
         Transfer::of(records, echo)
     }
@@ -220,7 +228,7 @@ mod tests {
             added: vec![came],
         };
         let question = b"\x05lwm2m\x03org\x00\x00\xfb\x00\x01";
-        let mut transfer = Transfer::incremental(&new, &old, diff, echo(question));
+        let mut transfer = Transfer::incremental(&new, &old, Arc::new(diff), echo(question));
         let parsed = Message::from_vec(&transfer.next_message().unwrap().unwrap()).unwrap();
         assert!(transfer.next_message().is_none());
         let summary: Vec<(String, u32)> = parsed

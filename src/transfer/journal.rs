@@ -11,10 +11,17 @@
 //!
 //! Versions live as long as the process: after a restart, the first transfer of each
 //! secondary is a whole one.
+//!
+//! The journal also remembers the last difference it was asked for: every secondary told of
+//! a change asks for the same one, and a change to every country takes seconds to compare
+//! (with 100,000 operators). The first request computes it, the others wait for it and share
+//! it; a newer version makes it stale, and it is dropped then (or, if it is being computed
+//! right then, replaced by the next one computed).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use crate::zone::diff::ZoneDiff;
 use crate::zone::Zone;
 
 /// The most versions kept.
@@ -34,6 +41,18 @@ pub struct Journal {
     versions: Mutex<VecDeque<Version>>,
     /// Networks of changed parts kept however small the zone ([`MIN_NETWORKS_KEPT`]).
     floor: usize,
+    /// The last difference computed. An async lock: held while a difference is computed, so
+    /// that requests for it wait instead of computing it again.
+    last_difference: tokio::sync::Mutex<Option<Difference>>,
+}
+
+/// A difference between two versions, by their serials; `changes` is `None` where the
+/// difference is no smaller than the newer zone (the zone itself is then sent).
+#[derive(Clone)]
+pub struct Difference {
+    pub from: u32,
+    pub to: u32,
+    pub changes: Option<Arc<ZoneDiff>>,
 }
 
 impl Default for Journal {
@@ -52,6 +71,7 @@ impl Journal {
         Journal {
             versions: Mutex::new(VecDeque::new()),
             floor,
+            last_difference: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -69,6 +89,10 @@ impl Journal {
             .map(|(_, part)| part.operators)
             .sum();
         let budget = current.operators.max(self.floor);
+        // A difference to the version now replaced will not be asked for again.
+        if let Ok(mut last) = self.last_difference.try_lock() {
+            last.take_if(|d| d.to != current.serial);
+        }
         let Ok(mut versions) = self.versions.lock() else {
             return;
         };
@@ -92,6 +116,24 @@ impl Journal {
             .rev()
             .find(|v| v.zone.serial == serial)
             .map(|v| v.zone.clone())
+    }
+
+    /// The difference from `from` to `to`: the one remembered if it is that one, else what
+    /// `compute` makes of it (remembered in its place unless it failed, `None`).
+    pub async fn difference(
+        &self,
+        from: u32,
+        to: u32,
+        compute: impl std::future::Future<Output = Option<Option<Arc<ZoneDiff>>>>,
+    ) -> Option<Difference> {
+        let mut last = self.last_difference.lock().await;
+        if let Some(known) = last.as_ref().filter(|d| d.from == from && d.to == to) {
+            return Some(known.clone());
+        }
+        let changes = compute.await?;
+        let difference = Difference { from, to, changes };
+        *last = Some(difference.clone());
+        Some(difference)
     }
 
     /// The serial of the oldest version kept.
@@ -173,5 +215,51 @@ mod tests {
         let journal = after_four_changes(100);
         assert_eq!(journal.len(), 2);
         assert!(journal.find(3).is_some() && journal.find(4).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_difference_is_computed_once_for_every_secondary_that_asks() {
+        let journal = Journal::new();
+        let computed = std::sync::atomic::AtomicUsize::new(0);
+        let compute = |changes: Option<Arc<ZoneDiff>>| {
+            let computed = &computed;
+            async move {
+                computed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(changes)
+            }
+        };
+        let count = || computed.load(std::sync::atomic::Ordering::Relaxed);
+        let one = Arc::new(ZoneDiff::default());
+        let first = journal
+            .difference(1, 2, compute(Some(one.clone())))
+            .await
+            .unwrap();
+        assert_eq!(count(), 1);
+        // Another secondary, same versions: remembered, shared.
+        let second = journal.difference(1, 2, compute(None)).await.unwrap();
+        assert_eq!(count(), 1);
+        assert!(Arc::ptr_eq(second.changes.as_ref().unwrap(), &one));
+        assert!(Arc::ptr_eq(first.changes.as_ref().unwrap(), &one));
+        // Another pair is computed (and remembered in its place), "send the zone" included.
+        let other = journal.difference(0, 2, compute(None)).await.unwrap();
+        assert_eq!((count(), other.changes.is_none()), (2, true));
+        assert!(journal
+            .difference(0, 2, compute(None))
+            .await
+            .unwrap()
+            .changes
+            .is_none());
+        assert_eq!(count(), 2);
+        // A computation that failed is not remembered.
+        assert!(journal.difference(5, 6, async { None }).await.is_none());
+        journal.difference(0, 2, compute(None)).await.unwrap();
+        assert_eq!(count(), 2, "the failure did not replace what was known");
+
+        // A newer version makes the remembered difference stale: dropped.
+        let two = Arc::new(zone(3, 1, 2, None));
+        let three = zone(3, 2, 3, Some(&two));
+        journal.keep(two, &three);
+        journal.difference(0, 2, compute(None)).await.unwrap();
+        assert_eq!(count(), 3);
     }
 }

@@ -287,21 +287,26 @@ pub async fn answer<W: AsyncWrite + Unpin>(
 /// The changes from the client's version to `zone`, when the journal still has that version
 /// and the changes are smaller than the zone (otherwise the zone itself is the smaller
 /// answer). The comparison (up to every record of the changed countries, twice) runs off the
-/// runtime's threads, which serve TCP meanwhile.
+/// runtime's threads, which serve TCP meanwhile, once per pair of versions: the journal
+/// remembers the last one for the other secondaries that ask for it.
 async fn changes_since(
     journal: &Journal,
     theirs: u32,
     zone: &Arc<Zone>,
-) -> Option<(Arc<Zone>, ZoneDiff)> {
+) -> Option<(Arc<Zone>, Arc<ZoneDiff>)> {
     let old = journal.find(theirs)?;
-    let zone = zone.clone();
-    tokio::task::spawn_blocking(move || {
-        let changes = diff::diff(&old, &zone);
-        (changes.len() < zone.record_count()).then_some((old, changes))
-    })
-    .await
-    .ok()
-    .flatten()
+    let compute = {
+        let (old, zone) = (old.clone(), zone.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                diff::diff_within(&old, &zone, zone.record_count()).map(Arc::new)
+            })
+            .await
+            .ok()
+        }
+    };
+    let difference = journal.difference(theirs, zone.serial, compute).await?;
+    Some((old, difference.changes?))
 }
 
 /// A header-and-question response with `rcode` (and OPT when asked for), unsigned.

@@ -37,6 +37,14 @@ impl ZoneDiff {
 
 /// The difference from `old` to `new` (apart from the SOA).
 pub fn diff(old: &Zone, new: &Zone) -> ZoneDiff {
+    diff_within(old, new, usize::MAX).unwrap_or_default()
+}
+
+/// The difference from `old` to `new` (apart from the SOA) if it has fewer than `limit`
+/// records; `None` as soon as it is seen to have more (an incremental transfer that large is
+/// no smaller than the zone: the comparison stops there instead of going through every
+/// changed country).
+pub fn diff_within(old: &Zone, new: &Zone, limit: usize) -> Option<ZoneDiff> {
     let mut result = ZoneDiff::default();
     let apex_records = |zone: &Zone| -> Vec<Record> {
         let mut nodes: Vec<&Node> = zone.apex_nodes.iter().map(|(_, n)| n).collect();
@@ -51,9 +59,12 @@ pub fn diff(old: &Zone, new: &Zone) -> ZoneDiff {
     };
     compare(apex_records(old), apex_records(new), &mut result);
     for (before, after) in changed_parts(old, new) {
+        if result.len() >= limit {
+            return None;
+        }
         compare(part_records(before), part_records(after), &mut result);
     }
-    result
+    (result.len() < limit).then_some(result)
 }
 
 /// The parts, by country, that one version has and the other lacks or has built from other
@@ -179,5 +190,23 @@ mod tests {
             "{d:?}"
         );
         assert_eq!(apply(&without_soa(&old), &d), wire_sorted(&new));
+
+        // Within a limit: the whole difference below it, nothing at or above it.
+        let both = [
+            ("a.toml", A.replace("192.0.2.1", "192.0.2.7")),
+            ("c.toml", c.clone()),
+        ];
+        let new = zone(
+            &[(both[0].0, &both[0].1), (both[1].0, &both[1].1)],
+            Some(&old),
+        );
+        let whole = diff(&old, &new);
+        assert!(whole.len() > 2, "{whole:?}");
+        assert_eq!(
+            diff_within(&old, &new, whole.len() + 1),
+            Some(whole.clone())
+        );
+        assert_eq!(diff_within(&old, &new, whole.len()), None);
+        assert_eq!(diff_within(&old, &new, 1), None);
     }
 }
