@@ -73,6 +73,7 @@ impl<'z, 'q> Transfer<'z, 'q> {
     /// difference sequence — the client's SOA, the records to delete, the new SOA, the records
     /// to add — and the new SOA again. Versions in between are condensed into the one
     /// sequence, which takes the client to the same zone.
+    ///
     /// The difference is shared (other secondaries may be sent it at the same time): its
     /// records are copied one at a time as they are written.
     pub fn incremental(

@@ -273,7 +273,7 @@ impl Part {
 /// `ttl` of its own takes it (`None`: none does). A `default-ttl` edit thus leaves the parts
 /// whose templates all set their own as they were: reused, not rebuilt, and no change to
 /// publish (no new serial, nothing for an IXFR to compare).
-pub fn ttl_in_effect<'a>(
+fn ttl_in_effect<'a>(
     templates: impl IntoIterator<Item = &'a Template>,
     default_ttl: u32,
 ) -> Option<u32> {
