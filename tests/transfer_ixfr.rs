@@ -157,11 +157,44 @@ fn changes_go_out_as_differences_and_unknown_serials_get_the_zone() {
         .collect();
     assert_eq!(whole, zone_2);
 
+    // Secondaries asking at once, from the same serial (the difference computed once and
+    // shared): each gets the whole of it.
+    let answers: Vec<Vec<Record>> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| ixfr(server, serial_1)))
+            .collect();
+        asks.into_iter().map(|ask| ask.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        let (applied, _) = apply_incremental(answer, serial_1, serial_2, &zone_1);
+        assert_eq!(applied, zone_2);
+    }
+
+    // A new default TTL changes every record of the generated templates (they have no ttl
+    // of their own): a difference larger than the zone, so the zone itself goes.
+    std::fs::write(
+        &config,
+        "default-ttl = 77\n[access]\nallow-transfer = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    let serial_3 = next_serial(serial_2);
+    let zone_3 = whole_zone(server);
+    assert!(zone_3.iter().any(|r| r.contains(" 77 ")), "new TTLs served");
+    let answer = ixfr(server, serial_2);
+    assert_eq!(serial_of(&answer[0]), Some(serial_3));
+    assert!(serial_of(&answer[1]).is_none(), "AXFR-style: no sequence");
+    let whole: BTreeSet<String> = answer[1..answer.len() - 1]
+        .iter()
+        .filter(|r| r.record_type() != RecordType::SOA)
+        .map(record_text)
+        .collect();
+    assert_eq!(whole, zone_3);
+
     let log = bsf.log_text();
     let incremental = log
         .lines()
         .filter(|l| l.contains("zone transferred") && l.contains("sent=\"incremental\""))
         .count();
-    assert_eq!(incremental, 3, "{}", bsf.log_tail());
+    assert_eq!(incremental, 6, "{}", bsf.log_tail());
     bsf.assert_running();
 }
