@@ -22,15 +22,29 @@ fn serial_of(record: &Record) -> Option<u32> {
     }
 }
 
+/// The records of a whole transfer between its opening and closing SOA, SOA left out, as
+/// comparable text.
+fn zone_between_soas<'r>(records: impl IntoIterator<Item = &'r Record>) -> BTreeSet<String> {
+    records
+        .into_iter()
+        .filter(|r| r.record_type() != RecordType::SOA)
+        .map(record_text)
+        .collect()
+}
+
 /// The zone as a whole transfer gives it now, SOA left out, as comparable text.
 fn whole_zone(server: SocketAddr) -> BTreeSet<String> {
     let result = transfer(&TransferRequest::axfr(server)).unwrap();
     let records = result.records();
-    records[..records.len() - 1]
-        .iter()
-        .filter(|r| r.record_type() != RecordType::SOA)
-        .map(|r| record_text(r))
-        .collect()
+    zone_between_soas(records[..records.len() - 1].iter().copied())
+}
+
+/// Checks an IXFR answered with the whole zone (AXFR-style, RFC 1995 §4: the new SOA, then
+/// records, no difference sequence) and that it is `zone`.
+fn assert_whole_zone_sent(answer: &[Record], serial: u32, zone: &BTreeSet<String>) {
+    assert_eq!(serial_of(&answer[0]), Some(serial));
+    assert!(serial_of(&answer[1]).is_none(), "AXFR-style: no sequence");
+    assert_eq!(zone_between_soas(&answer[1..answer.len() - 1]), *zone);
 }
 
 fn ixfr(server: SocketAddr, serial: u32) -> Vec<Record> {
@@ -147,15 +161,7 @@ fn changes_go_out_as_differences_and_unknown_serials_get_the_zone() {
     let answer = ixfr(server, serial_2);
     assert_eq!(answer.len(), 1);
     assert_eq!(serial_of(&answer[0]), Some(serial_2));
-    let answer = ixfr(server, serial_0.wrapping_sub(7));
-    assert_eq!(serial_of(&answer[0]), Some(serial_2));
-    assert!(serial_of(&answer[1]).is_none(), "AXFR-style: no sequence");
-    let whole: BTreeSet<String> = answer[1..answer.len() - 1]
-        .iter()
-        .filter(|r| r.record_type() != RecordType::SOA)
-        .map(record_text)
-        .collect();
-    assert_eq!(whole, zone_2);
+    assert_whole_zone_sent(&ixfr(server, serial_0.wrapping_sub(7)), serial_2, &zone_2);
 
     // Secondaries asking at once, from the same serial (the difference computed once and
     // shared): each gets the whole of it.
@@ -180,15 +186,7 @@ fn changes_go_out_as_differences_and_unknown_serials_get_the_zone() {
     let serial_3 = next_serial(serial_2);
     let zone_3 = whole_zone(server);
     assert!(zone_3.iter().any(|r| r.contains(" 77 ")), "new TTLs served");
-    let answer = ixfr(server, serial_2);
-    assert_eq!(serial_of(&answer[0]), Some(serial_3));
-    assert!(serial_of(&answer[1]).is_none(), "AXFR-style: no sequence");
-    let whole: BTreeSet<String> = answer[1..answer.len() - 1]
-        .iter()
-        .filter(|r| r.record_type() != RecordType::SOA)
-        .map(record_text)
-        .collect();
-    assert_eq!(whole, zone_3);
+    assert_whole_zone_sent(&ixfr(server, serial_2), serial_3, &zone_3);
 
     let log = bsf.log_text();
     let incremental = log
