@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - `udp`: the batched UDP workers (the hot path, plain threads);
+//! - `fdtable`: a file descriptor table of its own for each UDP worker;
 //! - `pktinfo`: answering from the queried address on wildcard sockets;
 //! - `privileges`: serving as an unprivileged user once the sockets are bound;
 //! - `tcp`: RFC 7766 connections on a small Tokio runtime;
@@ -14,6 +15,7 @@
 //! SIGHUP reloads.
 
 pub mod access;
+mod fdtable;
 mod metrics;
 mod pktinfo;
 mod privileges;
