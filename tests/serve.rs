@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 
 const SEED: &str = r#"mcc = "313"
@@ -735,6 +736,118 @@ fn tcp_pipelining_and_split_segments() {
     }
     let m = Message::from_vec(&tcp_recv(&mut stream).unwrap()).unwrap();
     assert_eq!(m.answers.len(), 2);
+}
+
+/// The edns-tcp-keepalive option of a response (RFC 7828): `Some(TIMEOUT)`, or `None`.
+fn keepalive_of(response: &[u8]) -> Option<u16> {
+    let m = Message::from_vec(response).expect("a parsable response");
+    let option = m.edns.as_ref()?.options().get(EdnsCode::Keepalive)?;
+    match option {
+        EdnsOption::Unknown(11, data) => Some(u16::from_be_bytes(
+            data.as_slice().try_into().expect("a two-byte TIMEOUT"),
+        )),
+        other => panic!("keepalive decoded as {other:?}"),
+    }
+}
+
+#[test]
+fn tcp_keepalive_tells_the_idle_timeout_over_tcp_only() {
+    let config = "[server]\ntcp-idle-timeout = 7\n";
+    let (_dir, server) = seed_server(&[], Some(config), &[]);
+    let keepalive = [0u8, 11, 0, 0];
+    // Asked for over TCP, beside a padding option: TIMEOUT 70 (units of 100 ms), on a
+    // positive answer, on BADVERS, and on a name outside the zone (REFUSED, whose OPT also
+    // carries the Extended DNS Error saying why).
+    for (qname, version, rcode, options_sent) in [
+        (BSF_MIXED, 0, 0, 1),
+        (BSF_MIXED, 1, 16, 1),
+        (&b"\x07example\x03com\x00"[..], 0, 5, 2),
+    ] {
+        let options = [&keepalive[..], &[0, 12, 0, 2, 0, 0]].concat();
+        let query = raw_query(
+            3,
+            0,
+            [1, 0, 0, 1],
+            qname,
+            1,
+            1,
+            &opt(1232, version, false, &options),
+        );
+        let response = tcp_answer(server.addr, &query);
+        let m = Message::from_vec(&response).unwrap();
+        assert_eq!(u16::from(m.metadata.response_code), rcode);
+        assert_eq!(keepalive_of(&response), Some(70), "rcode {rcode}");
+        let sent = m.edns.as_ref().unwrap().options().as_ref().len();
+        assert_eq!(
+            sent, options_sent,
+            "rcode {rcode}: the padding is not echoed"
+        );
+    }
+    let answer = Message::from_vec(&tcp_answer(
+        server.addr,
+        &raw_query(
+            4,
+            0,
+            [1, 0, 0, 1],
+            BSF_MIXED,
+            1,
+            1,
+            &opt(1232, 0, false, &keepalive),
+        ),
+    ))
+    .unwrap();
+    assert_eq!(
+        answer.answers.len(),
+        1,
+        "the A record, as without the option"
+    );
+    // Not asked for over TCP, or asked for over UDP (RFC 7828 §3.3.1: ignored): no option.
+    let plain = raw_query(
+        5,
+        0,
+        [1, 0, 0, 1],
+        BSF_MIXED,
+        1,
+        1,
+        &opt(1232, 0, false, &[]),
+    );
+    assert_eq!(keepalive_of(&tcp_answer(server.addr, &plain)), None);
+    let over_udp = raw_query(
+        6,
+        0,
+        [1, 0, 0, 1],
+        BSF_MIXED,
+        1,
+        1,
+        &opt(1232, 0, false, &keepalive),
+    );
+    let response = udp_answer(server.addr, &over_udp);
+    assert_eq!(keepalive_of(&response), None);
+    assert!(
+        Message::from_vec(&response).unwrap().edns.is_some(),
+        "OPT still echoed"
+    );
+    // A client the access list refuses is told too, over TCP only (default timeout: 10 s).
+    let (_dir2, closed) = seed_server(&[], Some("[access]\nallow-query = [\"10.0.0.0/8\"]\n"), &[]);
+    let refused = tcp_answer(closed.addr, &over_udp);
+    assert_eq!(
+        Message::from_vec(&refused).unwrap().metadata.response_code,
+        ResponseCode::Refused
+    );
+    assert_eq!(keepalive_of(&refused), Some(100));
+    assert_eq!(keepalive_of(&udp_answer(closed.addr, &over_udp)), None);
+    // dig shows what an operator sees.
+    if have_tool("dig") {
+        let port = server.addr.port().to_string();
+        let out = dig(
+            server.addr.port(),
+            &["+tcp", "+keepalive", "bsf.mnc460.mcc313.lwm2m.org", "A"],
+        );
+        assert!(
+            out.contains("TCP KEEPALIVE: 7.0 secs"),
+            "port {port}: {out}"
+        );
+    }
 }
 
 #[test]

@@ -82,7 +82,7 @@ async fn serve_connection(
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     let mut writer = BufWriter::new(writer);
-    let mut responder = Responder::new();
+    let mut responder = Responder::for_tcp(cx.idle_timeout);
     let mut query = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     loop {

@@ -161,7 +161,7 @@ pub async fn answer<W: AsyncWrite + Unpin>(
     let verified = match query.tsig_offset {
         None => None,
         Some(offset) => {
-            let checked = match tsig::read(request, offset) {
+            let checked = match tsig::read(request, offset as usize) {
                 Some(record) => tsig::verify_request(&settings.keys, request, record, tsig::now()),
                 None => Err(Rejection::FormErr),
             };

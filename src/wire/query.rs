@@ -32,6 +32,9 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// The query carries an NSID option (RFC 5001): it asks the server to identify itself.
     pub nsid: bool,
+    /// The query carries an edns-tcp-keepalive option (RFC 7828): over TCP, the client asks
+    /// how long the server will keep an idle connection open.
+    pub tcp_keepalive: bool,
     /// Its first COOKIE option (RFC 7873 §5.2: later ones are ignored).
     pub cookie: CookieOption,
 }
@@ -74,9 +77,12 @@ pub struct Query<'a> {
     pub question: Option<Question<'a>>,
     pub edns: Option<Edns>,
     /// Offset of a TSIG record (the last of the additional section), if any.
-    pub tsig_offset: Option<usize>,
+    pub tsig_offset: Option<u32>,
     /// The COOKIE option to answer with, once the responder has judged the query's.
     pub reply_cookie: Option<ReplyCookie>,
+    /// The edns-tcp-keepalive TIMEOUT (in units of 100 ms) to answer with: set by the
+    /// responder for a TCP query that carries the option (RFC 7828 §3.3.2).
+    pub reply_keepalive: Option<u16>,
     /// The whole message.
     pub bytes: &'a [u8],
 }
@@ -241,6 +247,7 @@ impl<'a> Query<'a> {
             edns: None,
             tsig_offset: None,
             reply_cookie: None,
+            reply_keepalive: None,
             bytes,
         }
     }
@@ -347,15 +354,16 @@ fn read_records(query: &mut Query<'_>, mut pos: usize) -> Result<(), Reject> {
                     if query.edns.is_some() || bytes[start] != 0 {
                         return Err(Reject::FormErr);
                     }
-                    let Some((nsid, cookie)) = read_options(bytes, after_owner + 10, end) else {
+                    let Some(options) = read_options(bytes, after_owner + 10, end) else {
                         return Err(Reject::FormErr);
                     };
                     query.edns = Some(Edns {
                         payload: u16::from_be_bytes([c0, c1]),
                         version,
                         dnssec_ok: do_z & 0x80 != 0,
-                        nsid,
-                        cookie,
+                        nsid: options.nsid,
+                        tcp_keepalive: options.tcp_keepalive,
+                        cookie: options.cookie,
                     });
                 }
                 TYPE_TSIG => {
@@ -363,7 +371,11 @@ fn read_records(query: &mut Query<'_>, mut pos: usize) -> Result<(), Reject> {
                     if index + 1 != records {
                         return Err(Reject::FormErr);
                     }
-                    query.tsig_offset = Some(start);
+                    // A DNS message is at most 65,535 bytes (TCP's length prefix).
+                    let Ok(offset) = u32::try_from(start) else {
+                        return Err(Reject::FormErr);
+                    };
+                    query.tsig_offset = Some(offset);
                 }
                 _ => {}
             }
@@ -375,13 +387,29 @@ fn read_records(query: &mut Query<'_>, mut pos: usize) -> Result<(), Reject> {
 
 /// EDNS option code of NSID (RFC 5001 §2.3).
 pub const OPTION_NSID: u16 = 3;
+/// EDNS option code of edns-tcp-keepalive (RFC 7828 §3.1).
+pub const OPTION_TCP_KEEPALIVE: u16 = 11;
+
+/// The EDNS options of a query that the responder acts on.
+struct Options {
+    nsid: bool,
+    tcp_keepalive: bool,
+    cookie: CookieOption,
+}
 
 /// Reads the EDNS options in `bytes[start..end]` (the OPT RDATA), (code, length, data)
-/// triples that must exactly fill it: whether one of them is NSID, and the first COOKIE; `None`
-/// when they are malformed. Other options are ignored (RFC 6891 §6.1.2).
-fn read_options(bytes: &[u8], start: usize, end: usize) -> Option<(bool, CookieOption)> {
-    let mut nsid = false;
-    let mut cookie = CookieOption::Absent;
+/// triples that must exactly fill it: whether NSID and edns-tcp-keepalive are among them,
+/// and the first COOKIE; `None` when they are malformed. Other options are ignored (RFC 6891
+/// §6.1.2), and so is a keepalive option's content: a client sends it empty (RFC 7828 §3.2.1),
+/// and what the server answers does not depend on it. Inlined: most queries carry an OPT
+/// record, and as a call returning this struct it cost ~60 instructions per query (callgrind).
+#[inline(always)]
+fn read_options(bytes: &[u8], start: usize, end: usize) -> Option<Options> {
+    let mut options = Options {
+        nsid: false,
+        tcp_keepalive: false,
+        cookie: CookieOption::Absent,
+    };
     let mut pos = start;
     while pos < end {
         let code = read_u16(bytes, pos)?;
@@ -391,12 +419,13 @@ fn read_options(bytes: &[u8], start: usize, end: usize) -> Option<(bool, CookieO
         if pos > end {
             return None;
         }
-        nsid |= code == OPTION_NSID;
-        if code == OPTION_COOKIE && cookie == CookieOption::Absent {
-            cookie = cookie_option(data, len);
+        options.nsid |= code == OPTION_NSID;
+        options.tcp_keepalive |= code == OPTION_TCP_KEEPALIVE;
+        if code == OPTION_COOKIE && options.cookie == CookieOption::Absent {
+            options.cookie = cookie_option(data, len);
         }
     }
-    Some((nsid, cookie))
+    Some(options)
 }
 
 /// A COOKIE option's data at `at`, of `len` bytes: a client cookie, alone or followed by a
@@ -553,20 +582,23 @@ mod tests {
                 version: 1,
                 dnssec_ok: true,
                 nsid: false,
+                tcp_keepalive: false,
                 cookie: CookieOption::Absent,
             })
         );
-        // NSID asked for among other options (a cookie before it, padding after).
+        // NSID and edns-tcp-keepalive asked for among other options (a cookie before them,
+        // padding after).
         let options = [
-            &[0u8, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 20][..],
+            &[0u8, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 24][..],
             &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8],
             &[0, 3, 0, 0],
+            &[0, 11, 0, 0],
             &[0, 12, 0, 0],
         ]
         .concat();
         let bytes = query(b"\x00", 6, &options, 1);
         let edns = parse(&bytes, &mut lower).unwrap().edns.unwrap();
-        assert!(edns.nsid);
+        assert!(edns.nsid && edns.tcp_keepalive);
         // The cookie's data lies after header, question (1 + 4), OPT (11) and option head.
         let at = 12 + 5 + 11 + 4;
         assert_eq!(edns.cookie, CookieOption::Sent { at, len: 8 });

@@ -25,8 +25,8 @@ use super::identity;
 use super::names::Prebuilt;
 use super::query::{
     parse, parse_into, CookieOption, Edns, LowerName, Query, Question, Reject, CLASS_ANY, CLASS_IN,
-    FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
-    TYPE_OPT,
+    FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_QUERY, OPTION_TCP_KEEPALIVE, TYPE_ANY,
+    TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
 };
 use super::snapshot::{prebuild, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
@@ -49,6 +49,8 @@ const EDE_NOT_AUTHORITATIVE: u16 = 20;
 const EDE_NOT_SUPPORTED: u16 = 21;
 /// Bytes of an EDE option without extra text: code, length, INFO-CODE.
 const EDE_OPTION_LEN: usize = 6;
+/// Bytes of an edns-tcp-keepalive option with its TIMEOUT (RFC 7828 §3.1).
+const KEEPALIVE_OPTION_LEN: usize = 6;
 
 /// Responses without EDNS must fit in 512 octets (RFC 1035 §4.2.1).
 const CLASSIC_UDP_LIMIT: usize = 512;
@@ -57,6 +59,9 @@ const OPT_LEN: usize = 11;
 /// Reusable per-worker state, so the packet path allocates nothing.
 pub struct Responder {
     lower: LowerName,
+    /// On a TCP connection: the idle timeout to tell clients that ask (edns-tcp-keepalive,
+    /// RFC 7828), in units of 100 ms.
+    tcp_keepalive: Option<u16>,
 }
 
 impl Default for Responder {
@@ -76,6 +81,18 @@ impl Responder {
     pub fn new() -> Self {
         Responder {
             lower: LowerName::new(),
+            tcp_keepalive: None,
+        }
+    }
+
+    /// A responder for TCP connections that the server closes after `idle_timeout` without
+    /// a query: a query carrying an edns-tcp-keepalive option is told so (RFC 7828 §3.3.2),
+    /// in the option's units of 100 ms (at most 6,553.5 s).
+    pub fn for_tcp(idle_timeout: std::time::Duration) -> Self {
+        let units = idle_timeout.as_millis() / 100;
+        Responder {
+            lower: LowerName::new(),
+            tcp_keepalive: Some(u16::try_from(units).unwrap_or(u16::MAX)),
         }
     }
 
@@ -84,7 +101,11 @@ impl Responder {
     pub fn refuse(&mut self, snapshot: &Snapshot, packet: &[u8], out: &mut Vec<u8>) -> Verdict {
         out.clear();
         match parse(packet, &mut self.lower) {
-            Ok(query) => {
+            Ok(mut query) => {
+                if query.edns.is_some_and(|e| e.tcp_keepalive) {
+                    // Only a TCP responder has a timeout to tell.
+                    query.reply_keepalive = self.tcp_keepalive;
+                }
                 let question = query.question.map(|q| q.raw);
                 write_error(
                     out,
@@ -111,9 +132,18 @@ impl Responder {
         out: &mut Vec<u8>,
     ) -> Verdict {
         let lower = &mut self.lower;
-        answer(snapshot, packet, transport, out, lower, false, None, || {
-            None
-        })
+        let keepalive = self.tcp_keepalive;
+        answer(
+            snapshot,
+            packet,
+            transport,
+            out,
+            lower,
+            false,
+            None,
+            keepalive,
+            || None,
+        )
     }
 
     /// `respond` for a packet from `client` (when known).
@@ -126,9 +156,18 @@ impl Responder {
         out: &mut Vec<u8>,
     ) -> Verdict {
         let lower = &mut self.lower;
-        answer(snapshot, packet, transport, out, lower, false, None, || {
-            client
-        })
+        let keepalive = self.tcp_keepalive;
+        answer(
+            snapshot,
+            packet,
+            transport,
+            out,
+            lower,
+            false,
+            None,
+            keepalive,
+            || client,
+        )
     }
 
     /// As `respond_from`, for a packet whose question name the caller already read into
@@ -154,13 +193,15 @@ impl Responder {
             lower,
             true,
             Some(hash),
+            None,
             client,
         )
     }
 }
 
 /// The responder's work; `lower` is the question-name buffer (already filled when
-/// `prelowered`); `client` gives the sender's address, asked for when a query has a cookie.
+/// `prelowered`); `keepalive`, on TCP, the idle timeout to tell a client that asks; `client`
+/// gives the sender's address, asked for when a query has a cookie.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn answer(
@@ -171,12 +212,19 @@ fn answer(
     lower: &mut LowerName,
     prelowered: bool,
     hash: Option<u64>,
+    keepalive: Option<u16>,
     client: impl FnOnce() -> Option<IpAddr>,
 ) -> Verdict {
     {
         out.clear();
         let mut query = Query::unread(packet);
         let parsed = parse_into(&mut query, lower, prelowered);
+        // RFC 7828 §3.3.1: over UDP the option is ignored.
+        if let Some(timeout) = keepalive.filter(|_| transport == Transport::Tcp) {
+            if query.edns.is_some_and(|e| e.tcp_keepalive) {
+                query.reply_keepalive = Some(timeout);
+            }
+        }
         // A cookie is judged for a query read whole, or one that only asks for a cookie.
         if matches!(parsed, Ok(()) | Err(Reject::NoQuestion)) {
             if let Some(sent) = sent_cookie(snapshot, &query) {
@@ -360,7 +408,7 @@ fn write_opt(
     extended_rcode: u8,
     edns: Edns,
 ) {
-    if edns.nsid || query.reply_cookie.is_some() {
+    if edns.nsid || query.reply_cookie.is_some() || query.reply_keepalive.is_some() {
         write_opt_with_options(out, snapshot, query, extended_rcode, edns, None);
         return;
     }
@@ -368,18 +416,22 @@ fn write_opt(
 }
 
 /// Bytes of the OPT record a response to `query` ends with, when it has one: the answer
-/// must leave room for it, cookie included. (Not the NSID, added only where room is left.)
+/// must leave room for it, cookie and keepalive included. (Not the NSID, added only where
+/// room is left.)
 #[inline(always)]
 fn opt_len(query: &Query<'_>) -> usize {
     match query.edns {
         None => 0,
-        Some(_) if query.reply_cookie.is_some() => OPT_LEN + cookie::OPTION_LEN,
-        Some(_) => OPT_LEN,
+        Some(_) => {
+            OPT_LEN
+                + query.reply_cookie.map_or(0, |_| cookie::OPTION_LEN)
+                + query.reply_keepalive.map_or(0, |_| KEEPALIVE_OPTION_LEN)
+        }
     }
 }
 
-/// `write_opt` for a query with a cookie or asking for the NSID, or for a refusal saying why
-/// (`ede`): kept out of line, as few queries need it. The answer was sized with the cookie in
+/// `write_opt` for a query with a cookie, asking for the NSID or (over TCP) the idle
+/// timeout, or for a refusal saying why (`ede`): kept out of line, as few queries need it. The answer was sized with the cookie in
 /// it (a resolver that sent one drops a response without it as forged); the NSID goes in only
 /// where the response stays within what the client takes over UDP (RFC 6891 §6.2.5; the same
 /// bound over TCP, where responses that large carry no NSID): the data matters more than the
@@ -395,8 +447,10 @@ fn write_opt_with_options(
     ede: Option<u16>,
 ) {
     let cookie_len = query.reply_cookie.map_or(0, |_| cookie::OPTION_LEN);
+    let keepalive_len = query.reply_keepalive.map_or(0, |_| KEEPALIVE_OPTION_LEN);
     let ede_len = ede.map_or(0, |_| EDE_OPTION_LEN);
-    let room = udp_limit(snapshot, edns).saturating_sub(out.len() + OPT_LEN + cookie_len + ede_len);
+    let room = udp_limit(snapshot, edns)
+        .saturating_sub(out.len() + OPT_LEN + cookie_len + keepalive_len + ede_len);
     let nsid_len = Some(identity::nsid_option_len(&snapshot.identity))
         .filter(|&len| edns.nsid && len <= room)
         .unwrap_or(0);
@@ -404,10 +458,15 @@ fn write_opt_with_options(
         snapshot,
         extended_rcode,
         edns,
-        cookie_len + ede_len + nsid_len,
+        cookie_len + keepalive_len + ede_len + nsid_len,
     ));
     if let Some(reply) = &query.reply_cookie {
         cookie::write_option(out, reply);
+    }
+    if let Some(timeout) = query.reply_keepalive {
+        let [c0, c1] = OPTION_TCP_KEEPALIVE.to_be_bytes();
+        let [t0, t1] = timeout.to_be_bytes();
+        out.extend_from_slice(&[c0, c1, 0, 2, t0, t1]);
     }
     if let Some(code) = ede {
         let [c0, c1] = OPTION_EDE.to_be_bytes();
@@ -679,4 +738,27 @@ fn write_synthesized(
     };
     write_prebuilt(out, snapshot, query, question, prebuilt, limit);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_tcp_idle_timeout_is_told_in_units_of_100_ms() {
+        let told = |timeout| Responder::for_tcp(timeout).tcp_keepalive;
+        assert_eq!(told(Duration::from_secs(10)), Some(100));
+        assert_eq!(told(Duration::from_millis(250)), Some(2));
+        assert_eq!(
+            told(Duration::from_secs(7 * 3600)),
+            Some(u16::MAX),
+            "at most 6,553.5 s"
+        );
+        assert_eq!(
+            Responder::new().tcp_keepalive,
+            None,
+            "UDP workers tell nothing"
+        );
+    }
 }
