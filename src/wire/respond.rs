@@ -131,19 +131,7 @@ impl Responder {
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> Verdict {
-        let lower = &mut self.lower;
-        let keepalive = self.tcp_keepalive;
-        answer(
-            snapshot,
-            packet,
-            transport,
-            out,
-            lower,
-            false,
-            None,
-            keepalive,
-            || None,
-        )
+        self.respond_from(snapshot, packet, transport, None, out)
     }
 
     /// `respond` for a packet from `client` (when known).
