@@ -102,10 +102,7 @@ impl Responder {
         out.clear();
         match parse(packet, &mut self.lower) {
             Ok(mut query) => {
-                if query.edns.is_some_and(|e| e.tcp_keepalive) {
-                    // Only a TCP responder has a timeout to tell.
-                    query.reply_keepalive = self.tcp_keepalive;
-                }
+                offer_keepalive(&mut query, self.tcp_keepalive);
                 let question = query.question.map(|q| q.raw);
                 write_error(
                     out,
@@ -188,7 +185,7 @@ impl Responder {
 }
 
 /// The responder's work; `lower` is the question-name buffer (already filled when
-/// `prelowered`); `keepalive`, on TCP, the idle timeout to tell a client that asks; `client`
+/// `prelowered`); `keepalive`, the responder's idle timeout to tell (TCP only); `client`
 /// gives the sender's address, asked for when a query has a cookie.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -207,12 +204,7 @@ fn answer(
         out.clear();
         let mut query = Query::unread(packet);
         let parsed = parse_into(&mut query, lower, prelowered);
-        // RFC 7828 §3.3.1: over UDP the option is ignored.
-        if let Some(timeout) = keepalive.filter(|_| transport == Transport::Tcp) {
-            if query.edns.is_some_and(|e| e.tcp_keepalive) {
-                query.reply_keepalive = Some(timeout);
-            }
-        }
+        offer_keepalive(&mut query, keepalive);
         // A cookie is judged for a query read whole, or one that only asks for a cookie.
         if matches!(parsed, Ok(()) | Err(Reject::NoQuestion)) {
             if let Some(sent) = sent_cookie(snapshot, &query) {
@@ -463,6 +455,16 @@ fn write_opt_with_options(
     }
     if nsid_len != 0 {
         identity::write_nsid_option(out, &snapshot.identity);
+    }
+}
+
+/// Sets the edns-tcp-keepalive TIMEOUT to answer `query` with, when it asked (RFC 7828
+/// §3.3.2). `keepalive` is the responder's: only one made for TCP ([`Responder::for_tcp`])
+/// has one, so over UDP the option is ignored (§3.3.1) by construction.
+#[inline(always)]
+fn offer_keepalive(query: &mut Query<'_>, keepalive: Option<u16>) {
+    if keepalive.is_some() && query.edns.is_some_and(|e| e.tcp_keepalive) {
+        query.reply_keepalive = keepalive;
     }
 }
 
