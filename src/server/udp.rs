@@ -24,8 +24,9 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::wire::fastpath;
 use crate::wire::names::NameIndex;
-use crate::wire::query::{question_name, LowerName};
+use crate::wire::query::{hashed_question_name, LowerName};
 use crate::wire::{Responder, Snapshot, Verdict};
 use crate::zone::Transport;
 
@@ -325,6 +326,17 @@ fn run(
                 acl.allows_all() || source_ip(&slot.addr).is_some_and(|ip| acl.allows(ip));
             let verdict = if !allowed {
                 responder.refuse(snapshot, packet, &mut slot.out)
+            } else if slot.named
+                && fastpath::answer_common(
+                    snapshot,
+                    index,
+                    packet,
+                    &slot.name,
+                    slot.hash,
+                    &mut slot.out,
+                )
+            {
+                Verdict::Send
             } else if slot.named {
                 responder.respond_prepared(
                     snapshot,
@@ -435,10 +447,11 @@ impl PacketSlot {
 fn read_question_names(index: &NameIndex, batch: &mut Batch, used: usize) {
     for i in 0..used {
         let slot = &mut batch.slots[i];
-        slot.named = received_packet(&batch.recv_hdrs[i], &batch.recv_bufs[i])
-            .is_some_and(|packet| question_name(packet, &mut slot.name));
-        if slot.named {
-            slot.hash = index.hash(slot.name.as_slice());
+        let hash = received_packet(&batch.recv_hdrs[i], &batch.recv_bufs[i])
+            .and_then(|packet| hashed_question_name(packet, &mut slot.name, index.hasher()));
+        slot.named = hash.is_some();
+        if let Some(hash) = hash {
+            slot.hash = hash;
             if i < SLOT_AHEAD {
                 slot.prefetch_slot(index);
             }

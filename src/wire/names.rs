@@ -158,18 +158,43 @@ impl NameHasher {
         })
     }
 
+    /// The hash of `bytes`: one block per 16 bytes, the last block the last 16 bytes (which
+    /// may overlap the block before: a reader that lower-cases a name 16 bytes at a time
+    /// hashes the blocks it lowers, [`super::query::hashed_question_name`]), or for a
+    /// shorter name the name zero-padded.
     #[inline]
     pub fn hash(&self, bytes: &[u8]) -> u64 {
-        let [s0, s1, s2, s3] = self.seeds;
-        let mut acc = s0 ^ (bytes.len() as u64).wrapping_mul(MULTIPLIER);
+        let n = bytes.len();
+        let mut acc = self.start(n);
+        if n < 16 {
+            let (low, high) = tail_words(bytes);
+            return self.finish(acc, low, high);
+        }
         let mut at = 0;
-        while bytes.len() - at > 16 {
-            acc = folded_multiply(read_u64(bytes, at) ^ s1, read_u64(bytes, at + 8) ^ acc);
+        while n - at > 16 {
+            acc = self.block(acc, read_u64(bytes, at), read_u64(bytes, at + 8));
             at += 16;
         }
-        // The last 1..=16 bytes, zero-padded.
-        let (low, high) = tail_words(bytes.get(at..).unwrap_or_default());
-        acc = folded_multiply(low ^ s2, high ^ acc ^ s3);
+        self.finish(acc, read_u64(bytes, n - 16), read_u64(bytes, n - 8))
+    }
+
+    /// The hash's state before the first block of a name of `len` bytes.
+    #[inline(always)]
+    pub fn start(&self, len: usize) -> u64 {
+        self.seeds[0] ^ (len as u64).wrapping_mul(MULTIPLIER)
+    }
+
+    /// Takes in a block before the last (two little-endian words).
+    #[inline(always)]
+    pub fn block(&self, acc: u64, low: u64, high: u64) -> u64 {
+        folded_multiply(low ^ self.seeds[1], high ^ acc)
+    }
+
+    /// Takes in the last block and gives the hash.
+    #[inline(always)]
+    pub fn finish(&self, acc: u64, low: u64, high: u64) -> u64 {
+        let [_, s1, s2, s3] = self.seeds;
+        let acc = folded_multiply(low ^ s2, high ^ acc ^ s3);
         folded_multiply(acc, s1 ^ MULTIPLIER)
     }
 }
@@ -525,6 +550,12 @@ impl NameIndex {
     #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash(key)
+    }
+
+    /// The hasher the names were hashed with.
+    #[inline(always)]
+    pub fn hasher(&self) -> &NameHasher {
+        &self.hasher
     }
 
     /// `get` with the key's hash already computed (by [`NameIndex::hash`]).
