@@ -166,3 +166,50 @@ fn oversized_and_empty_datagrams_are_dropped() {
     let m: Message = server.ask("bsf.mnc460.mcc313.lwm2m.org.", RecordType::A);
     assert_eq!(m.answers.len(), 1, "still answering");
 }
+
+/// The UDP path reads a question name up to its first zero byte (`scan_question_name`) and
+/// answers common queries on a fast path; a label holding a zero byte, or a length octet
+/// over 63 before it, must still get the answer the responder gives over TCP: the whole
+/// question echoed, the right RCODE.
+#[test]
+fn names_with_zero_bytes_in_labels_are_answered_over_udp_as_over_tcp() {
+    let server = Server::start(&bundled_zones(), None, &[]);
+    let under_apex = |label: &[u8], rest: &str| {
+        let mut name = vec![label.len() as u8];
+        name.extend_from_slice(label);
+        name.extend_from_slice(&wire_name(rest));
+        name
+    };
+    let names = [
+        // First zero byte inside a label, past the first 16 bytes and within them.
+        under_apex(b"aaaaaaaaaaaaaaaaaa\x00b", "lwm2m.org"),
+        under_apex(b"a\x00b", "bsf.mnc460.mcc313.lwm2m.org"),
+        under_apex(b"\x00", "lwm2m.org"),
+        // Common names, for comparison: the fast path's answers, and a network without a
+        // template (NXDOMAIN: the bundled settings leave the default template off).
+        wire_name("BSF.mnc460.mcc313.lwm2m.org"),
+        wire_name("_coaps._udp.bsf.mnc460.mcc313.lwm2m.org"),
+        wire_name("bsf.mnc15.mcc234.lwm2m.org"),
+    ];
+    let mut rcodes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        for (qtype, opt) in [(1u16, false), (33, true), (256, true), (16, false)] {
+            let mut query = vec![0x12, i as u8, 0, 0, 0, 1, 0, 0, 0, 0, 0, opt as u8];
+            query.extend_from_slice(name);
+            query.extend_from_slice(&qtype.to_be_bytes());
+            query.extend_from_slice(&[0, 1]);
+            if opt {
+                query.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+            }
+            let udp = udp_answer(server.addr, &query);
+            let tcp = tcp_answer(server.addr, &query);
+            assert_eq!(udp, tcp, "name {name:02x?} type {qtype}");
+            assert_eq!(&udp[12..12 + name.len()], &name[..], "question echoed");
+            rcodes.push(udp[3] & 0xF);
+        }
+    }
+    // NXDOMAIN for the names with a zero byte, answers (NOERROR) for the served ones.
+    assert_eq!(&rcodes[..12], &[3; 12]);
+    assert_eq!(&rcodes[12..20], &[0; 8]);
+    assert_eq!(&rcodes[20..], &[3; 4]);
+}

@@ -26,7 +26,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::wire::fastpath;
 use crate::wire::names::NameIndex;
-use crate::wire::query::{hashed_question_name, LowerName};
+use crate::wire::query::{scan_question_name, LowerName};
 use crate::wire::{Responder, Snapshot, Verdict};
 use crate::zone::Transport;
 
@@ -124,7 +124,8 @@ struct PacketSlot {
     send_iov: libc::iovec,
     /// The client's address: written by the receive, read by the send.
     addr: libc::sockaddr_storage,
-    /// The question name, lower-cased ahead of the answer to prefetch it, and its hash.
+    /// The question name as scanned ahead of the answer to prefetch it (a candidate until
+    /// the look-up finds it or it is checked: `query::scan_question_name`), and its hash.
     name: LowerName,
     hash: u64,
     named: bool,
@@ -337,7 +338,8 @@ fn run(
                 )
             {
                 Verdict::Send
-            } else if slot.named {
+            } else if slot.named && slot.name.is_well_formed() {
+                // Not a common query, but its name was read: the responder goes on from it.
                 responder.respond_prepared(
                     snapshot,
                     packet,
@@ -348,8 +350,9 @@ fn run(
                     || source_ip(&slot.addr),
                 )
             } else {
-                // The prefetch pass could not read a question name: the full parse decides
-                // how to fail (or answers a query that asks only for a cookie).
+                // The prefetch pass could not read a question name, or read one that is not
+                // (a label holding a zero byte): the full parse decides how to answer or fail
+                // (or answers a query that asks only for a cookie).
                 let client = source_ip(&slot.addr);
                 responder.respond_from(snapshot, packet, Transport::Udp, client, &mut slot.out)
             };
@@ -441,14 +444,20 @@ impl PacketSlot {
     }
 }
 
-/// Reads and hashes every packet's question name, ahead of the answers, so that look-ups can
+/// Scans and hashes every packet's question name, ahead of the answers, so that look-ups can
 /// be started ahead of them; the first packets' index slots are asked for as soon as their
 /// names are hashed, so that the first miss overlaps reading the next names.
 fn read_question_names(index: &NameIndex, batch: &mut Batch, used: usize) {
     for i in 0..used {
         let slot = &mut batch.slots[i];
-        let hash = received_packet(&batch.recv_hdrs[i], &batch.recv_bufs[i])
-            .and_then(|packet| hashed_question_name(packet, &mut slot.name, index.hasher()));
+        let hash = received_packet(&batch.recv_hdrs[i], &batch.recv_bufs[i]).and_then(|packet| {
+            scan_question_name(
+                &batch.recv_bufs[i],
+                packet.len(),
+                &mut slot.name,
+                index.hasher(),
+            )
+        });
         slot.named = hash.is_some();
         if let Some(hash) = hash {
             slot.hash = hash;

@@ -160,7 +160,7 @@ impl NameHasher {
 
     /// The hash of `bytes`: one block per 16 bytes, the last block the last 16 bytes (which
     /// may overlap the block before: a reader that lower-cases a name 16 bytes at a time
-    /// hashes the blocks it lowers, [`super::query::hashed_question_name`]), or for a
+    /// hashes the blocks it lowers, [`super::query::scan_question_name`]), or for a
     /// shorter name the name zero-padded.
     #[inline]
     pub fn hash(&self, bytes: &[u8]) -> u64 {
