@@ -303,9 +303,10 @@ fn ascii_lowercase_word(word: u64) -> u64 {
     word | (upper >> 2)
 }
 
-/// Reads only the question name of a packet (lower-cased into `lower`), for prefetching; the
-/// full parse comes later.
-pub fn question_name(bytes: &[u8], lower: &mut LowerName) -> bool {
+/// Reads only the question name of a packet (lower-cased into `lower`), labels walked: what
+/// the tests hold `read_qname` and `scan_question_name` to.
+#[cfg(test)]
+fn question_name(bytes: &[u8], lower: &mut LowerName) -> bool {
     bytes.len() >= 12 && read_qname(bytes, 12, lower).is_some()
 }
 
@@ -615,7 +616,11 @@ mod tests {
             packet.extend_from_slice(&wire);
             packet.extend_from_slice(&[0, 1, 0, 1]);
             let hash = scan(&packet, &mut lower);
-            assert_eq!(lower.as_slice(), wire.to_ascii_lowercase().as_slice(), "{len}");
+            assert_eq!(
+                lower.as_slice(),
+                wire.to_ascii_lowercase().as_slice(),
+                "{len}"
+            );
             assert_eq!(hash, Some(hasher.hash(lower.as_slice())), "{len}");
             assert!(lower.is_well_formed(), "{len}");
         }

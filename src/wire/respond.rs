@@ -156,8 +156,9 @@ impl Responder {
     }
 
     /// As `respond_from`, for a packet whose question name the caller already read into
-    /// `lower` (`query::question_name`) and hashed (`NameIndex::hash`): the UDP path does both
-    /// ahead for a whole batch, to prefetch, and they are not done again here. The client's
+    /// `lower` and hashed (`query::scan_question_name`, the name checked by
+    /// `LowerName::is_well_formed`): the UDP path does both ahead for a whole batch, to
+    /// prefetch, and they are not done again here. The client's
     /// address is asked for only when a query carries a cookie.
     #[allow(clippy::too_many_arguments)]
     pub fn respond_prepared(
