@@ -216,17 +216,6 @@ mod tests {
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RecordType};
 
-    fn snapshot() -> Snapshot {
-        let zones = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
-        let inputs = crate::load::Inputs {
-            zones_dir: zones,
-            settings_file: None,
-        };
-        let loaded = inputs.read().expect("bundled zones load");
-        let zone = loaded.build(1).expect("bundled zones build");
-        Snapshot::compile(zone, &loaded.settings.server, None)
-    }
-
     fn query(name: &str, rtype: RecordType, edns: Option<u8>) -> Vec<u8> {
         let mut message = Message::new(7, MessageType::Query, OpCode::Query);
         message.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
@@ -249,7 +238,7 @@ mod tests {
 
     #[test]
     fn every_kind_of_response_is_told_apart() {
-        let s = snapshot();
+        let s = Snapshot::of_bundled_zones();
         let udp = Transport::Udp;
         let hit = "bsf.mnc460.mcc313.lwm2m.org.";
         let cases = [
@@ -301,7 +290,7 @@ mod tests {
     /// The extended RCODEs are read from the OPT record wherever it ends, options included.
     #[test]
     fn extended_rcodes_are_told_apart() {
-        let mut s = snapshot();
+        let mut s = Snapshot::of_bundled_zones();
         let hit = "bsf.mnc460.mcc313.lwm2m.org.";
         let badvers_nsid = with_option(query(hit, RecordType::A, Some(1)), 3, &[]);
         assert_eq!(

@@ -125,17 +125,6 @@ mod tests {
     use crate::wire::Responder;
     use crate::zone::{wire_key, Transport};
 
-    fn snapshot() -> Snapshot {
-        let zones = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
-        let inputs = crate::load::Inputs {
-            zones_dir: zones,
-            settings_file: None,
-        };
-        let loaded = inputs.read().expect("bundled zones load");
-        let zone = loaded.build(1).expect("bundled zones build");
-        Snapshot::compile(zone, &loaded.settings.server, None)
-    }
-
     /// How a test query is put together around its question.
     #[derive(Clone, Copy, Debug)]
     struct Shape {
@@ -224,7 +213,7 @@ mod tests {
 
     #[test]
     fn answers_as_the_responder_does_or_leaves_the_query_to_it() {
-        let snapshot = snapshot();
+        let snapshot = Snapshot::of_bundled_zones();
         let mut names: Vec<Vec<u8>> = snapshot
             .zone
             .records()
@@ -297,7 +286,7 @@ mod tests {
 
     #[test]
     fn other_queries_are_left_to_the_responder() {
-        let snapshot = snapshot();
+        let snapshot = Snapshot::of_bundled_zones();
         let name = wire_key(
             &hickory_proto::rr::Name::from_ascii("bsf.mnc460.mcc313.lwm2m.org.")
                 .expect("valid name"),

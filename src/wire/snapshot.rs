@@ -269,6 +269,20 @@ impl Snapshot {
     pub fn serial(&self) -> u32 {
         self.zone.serial
     }
+
+    /// The snapshot of the bundled `zones/` with default settings, for tests that answer
+    /// queries.
+    #[cfg(test)]
+    pub(crate) fn of_bundled_zones() -> Snapshot {
+        let zones = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
+        let inputs = crate::load::Inputs {
+            zones_dir: zones,
+            settings_file: None,
+        };
+        let loaded = inputs.read().expect("bundled zones load");
+        let zone = loaded.build(1).expect("bundled zones build");
+        Snapshot::compile(zone, &loaded.settings.server, None)
+    }
 }
 
 #[cfg(test)]
