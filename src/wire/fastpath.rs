@@ -10,7 +10,8 @@
 //! names without an answer, answers to trim or truncate — is left to the responder
 //! ([`super::respond`]), which the caller then calls as if this had not been tried: nothing
 //! is written before the packet is known to fit. The response is byte for byte the one the
-//! responder writes (a test compares them over every name, type and shape of a zone).
+//! responder writes (a test compares them over every name of the bundled zones, in twelve
+//! types and six shapes of query, each as sent and in mixed case).
 
 use super::names::NameIndex;
 use super::query::{LowerName, CLASS_IN, FLAG_CD, FLAG_QR, FLAG_RD, TYPE_ANY, TYPE_IXFR, TYPE_OPT};
