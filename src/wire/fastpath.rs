@@ -113,8 +113,11 @@ pub fn answer_common(
     out.extend_from_slice(question);
     out.extend_from_slice(records);
     if has_opt {
+        // Our OPT: root owner, our payload size, extended RCODE 0, version 0, the client's
+        // DO bit (RFC 3225), no options.
+        let [o0, o1] = TYPE_OPT.to_be_bytes();
         let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
-        out.extend_from_slice(&[0, 0, 41, p0, p1, 0, 0, do_bit, 0, 0, 0]);
+        out.extend_from_slice(&[0, o0, o1, p0, p1, 0, 0, do_bit, 0, 0, 0]);
     }
     true
 }
