@@ -1,20 +1,26 @@
 //! The query nearly every device and resolver sends, answered in one pass: a standard query
-//! for one name of the zone in class IN, with no EDNS or with a bare EDNS(0) OPT record (no
-//! options), whose whole answer fits the client's size limit.
+//! for a name of the zone in class IN, with no EDNS or with a bare EDNS(0) OPT record (no
+//! options), whose whole answer fits the client's size limit; or, for such a query, NODATA,
+//! and NXDOMAIN when no default template could answer the name.
 //!
 //! The UDP path has read and hashed the question name ahead (to prefetch its look-up); this
 //! module checks the rest of the packet against that one shape with a few whole-word
 //! comparisons and writes the prebuilt answer, instead of the general parse (every header
-//! field, each record, each EDNS option) and the responder's case analysis. Anything else —
-//! other opcodes, counts, classes or types, options (cookies, NSID, padding), EDNS versions,
-//! names without an answer, answers to trim or truncate — is left to the responder
+//! field, each record, each EDNS option) and the responder's case analysis; negative answers
+//! go through the responder's own writer. Anything else — other opcodes, counts, classes or
+//! types, options (cookies, NSID, padding), EDNS versions, names outside the zone or that a
+//! default template may answer, answers to trim or truncate — is left to the responder
 //! ([`super::respond`]), which the caller then calls as if this had not been tried: nothing
 //! is written before the packet is known to fit. The response is byte for byte the one the
 //! responder writes (a test compares them over every name of the bundled zones, in twelve
-//! types and six shapes of query, each as sent and in mixed case).
+//! types and six shapes of query, each as sent and in mixed case, and over mutated queries).
 
 use super::names::NameIndex;
-use super::query::{LowerName, CLASS_IN, FLAG_CD, FLAG_QR, FLAG_RD, TYPE_ANY, TYPE_IXFR, TYPE_OPT};
+use super::query::{
+    CookieOption, Edns, LowerName, Query, CLASS_IN, FLAG_CD, FLAG_QR, FLAG_RD, TYPE_ANY, TYPE_IXFR,
+    TYPE_OPT,
+};
+use super::respond::{write_negative, RCODE_NOERROR, RCODE_NXDOMAIN};
 use super::snapshot::Snapshot;
 
 /// Header bytes 4..12 of a query with one question and nothing else (QDCOUNT 1, ANCOUNT,
@@ -68,7 +74,7 @@ pub fn answer_common(
     {
         return false;
     }
-    let (limit, do_bit) = if has_opt {
+    let (limit, payload, do_bit) = if has_opt {
         // Root owner, TYPE OPT, version 0, RDLENGTH 0; the payload size, the extended RCODE
         // (meaningless in a query) and DO/Z as sent.
         let Some(&[owner, o0, o1, p0, p1, _, version, do_z, _, l0, l1]) = packet
@@ -84,15 +90,33 @@ pub fn answer_common(
         let limit = payload
             .min(snapshot.max_udp_payload as usize)
             .max(CLASSIC_UDP_LIMIT);
-        (limit - BARE_OPT_LEN, do_z & 0x80)
+        (
+            limit - BARE_OPT_LEN,
+            u16::from_be_bytes([p0, p1]),
+            do_z & 0x80,
+        )
     } else {
-        (CLASSIC_UDP_LIMIT, 0)
+        (CLASSIC_UDP_LIMIT, 0, 0)
     };
-    let Some(prebuilt) = index
-        .get_hashed(hash, name.as_slice())
-        .and_then(|node| node.answer(qtype))
-    else {
-        return false;
+    let prebuilt = match index.get_hashed(hash, name.as_slice()) {
+        Some(node) => match node.answer(qtype) {
+            Some(prebuilt) => prebuilt,
+            // The name has no data of this type (NODATA); the look-up proved the name.
+            None => {
+                let common = Common::new(packet, flags, question, has_opt, payload, do_bit);
+                return answer_negative(out, snapshot, &common, name, RCODE_NOERROR);
+            }
+        },
+        // No such name: NXDOMAIN when it lies in the zone and no default template could
+        // answer it; the scanned name must first be proven the question name.
+        None if name.is_well_formed()
+            && snapshot.zone.default.is_none()
+            && name.is_at_or_below(snapshot.apex_wire()) =>
+        {
+            let common = Common::new(packet, flags, question, has_opt, payload, do_bit);
+            return answer_negative(out, snapshot, &common, name, RCODE_NXDOMAIN);
+        }
+        None => return false,
     };
     let Some((stored, records)) = prebuilt.bytes.split_first_chunk::<12>() else {
         return false;
@@ -119,6 +143,66 @@ pub fn answer_common(
         let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
         out.extend_from_slice(&[0, o0, o1, p0, p1, 0, 0, do_bit, 0, 0, 0]);
     }
+    true
+}
+
+/// What a negative answer needs of a common query.
+struct Common<'a> {
+    packet: &'a [u8],
+    flags: u16,
+    question: &'a [u8],
+    /// The OPT record's payload size and DO bit, when it has one.
+    edns: Option<(u16, bool)>,
+}
+
+impl<'a> Common<'a> {
+    #[inline(always)]
+    fn new(
+        packet: &'a [u8],
+        flags: u16,
+        question: &'a [u8],
+        has_opt: bool,
+        payload: u16,
+        do_bit: u8,
+    ) -> Self {
+        Common {
+            packet,
+            flags,
+            question,
+            edns: has_opt.then_some((payload, do_bit != 0)),
+        }
+    }
+}
+
+/// NODATA or NXDOMAIN to a common query, by the responder's own writer (given the query as
+/// its parse would have read it): negative answers are rarer than answers, and this way
+/// there is one definition of them.
+#[cold]
+#[inline(never)]
+fn answer_negative(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    common: &Common<'_>,
+    name: &LowerName,
+    rcode: u16,
+) -> bool {
+    let mut query = Query::unread(common.packet);
+    if let Some(&[i0, i1]) = common.packet.first_chunk::<2>() {
+        query.id = u16::from_be_bytes([i0, i1]);
+    }
+    query.flags = common.flags;
+    query.qdcount = 1;
+    query.arcount = common.edns.is_some() as u16;
+    query.edns = common.edns.map(|(payload, dnssec_ok)| Edns {
+        payload,
+        version: 0,
+        dnssec_ok,
+        nsid: false,
+        tcp_keepalive: false,
+        cookie: CookieOption::Absent,
+    });
+    out.clear();
+    write_negative(out, snapshot, &query, name, common.question, rcode);
     true
 }
 
@@ -449,5 +533,65 @@ mod tests {
         // Both ways taken many times (each checked above, packet by packet).
         assert!(answered > 1_000, "{answered} answered");
         assert!(declined > 1_000, "{declined} declined");
+    }
+
+    #[test]
+    fn negative_answers_are_common_unless_a_default_template_may_answer() {
+        let name = |text: &str| {
+            wire_key(&hickory_proto::rr::Name::from_ascii(text).expect("valid name")).into_vec()
+        };
+        let rcode_and_counts = |response: &[u8]| {
+            let word = |at: usize| u16::from_be_bytes([response[at], response[at + 1]]);
+            (response[3] & 0xF, [word(4), word(6), word(8), word(10)])
+        };
+        let plain = Snapshot::of_bundled_zones();
+        // NODATA (a name with data, not of this type) and NXDOMAIN (a network without a
+        // template, in the zone): answered here, with the SOA in the authority section.
+        let nodata = try_fast(
+            &plain,
+            &packet(&name("bsf.mnc460.mcc313.lwm2m.org."), 15, PLAIN),
+        )
+        .expect("NODATA is common");
+        assert_eq!(rcode_and_counts(&nodata), (0, [1, 0, 1, 0]));
+        let with_opt = Shape {
+            opt: Some((1232, 0, true, &[])),
+            ..PLAIN
+        };
+        let nxdomain = try_fast(
+            &plain,
+            &packet(&name("bsf.mnc15.mcc234.lwm2m.org."), 1, with_opt),
+        )
+        .expect("NXDOMAIN is common");
+        assert_eq!(rcode_and_counts(&nxdomain), (3, [1, 0, 1, 1]));
+        // Outside the zone: REFUSED, the responder's.
+        assert_eq!(
+            try_fast(&plain, &packet(&name("example.com."), 1, PLAIN)),
+            None
+        );
+        // With the default template on, a network without a file of its own is answered
+        // from it: the responder's, as every other name the index does not hold.
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let settings = dir.path().join("settings.toml");
+        std::fs::write(&settings, "default-template = true\n").expect("settings written");
+        let inputs = crate::load::Inputs {
+            zones_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones"),
+            settings_file: Some(settings),
+        };
+        let loaded = inputs.read().expect("bundled zones load");
+        let zone = loaded.build(1).expect("bundled zones build");
+        let templated = Snapshot::compile(zone, &loaded.settings.server, None);
+        assert!(templated.zone.default.is_some());
+        for text in ["bsf.mnc15.mcc234.lwm2m.org.", "absent.lwm2m.org."] {
+            assert_eq!(
+                try_fast(&templated, &packet(&name(text), 1, with_opt)),
+                None,
+                "{text}"
+            );
+        }
+        let nodata = try_fast(
+            &templated,
+            &packet(&name("bsf.mnc460.mcc313.lwm2m.org."), 15, PLAIN),
+        );
+        assert!(nodata.is_some(), "NODATA needs no template");
     }
 }

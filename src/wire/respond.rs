@@ -31,9 +31,9 @@ use super::query::{
 use super::snapshot::{prebuild, Snapshot};
 use crate::zone::lookup::{lookup, Transport};
 
-const RCODE_NOERROR: u16 = 0;
+pub(super) const RCODE_NOERROR: u16 = 0;
 const RCODE_FORMERR: u16 = 1;
-const RCODE_NXDOMAIN: u16 = 3;
+pub(super) const RCODE_NXDOMAIN: u16 = 3;
 const RCODE_NOTIMP: u16 = 4;
 const RCODE_REFUSED: u16 = 5;
 /// Extended RCODEs (RFC 6891 §6.1.3): the upper 8 bits go in the OPT record, the lower 4 in
@@ -580,7 +580,8 @@ fn write_error(
 }
 
 /// NXDOMAIN or NODATA: the question and the SOA (negative TTL) in the authority section.
-fn write_negative(
+/// (Also the fast path's, for the common query's negative answers.)
+pub(super) fn write_negative(
     out: &mut Vec<u8>,
     snapshot: &Snapshot,
     query: &Query<'_>,
