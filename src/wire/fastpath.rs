@@ -17,10 +17,12 @@
 
 use super::names::NameIndex;
 use super::query::{
-    CookieOption, Edns, LowerName, Query, CLASS_IN, FLAG_CD, FLAG_QR, FLAG_RD, TYPE_ANY, TYPE_IXFR,
-    TYPE_OPT,
+    CookieOption, Edns, LowerName, Query, CLASS_IN, FLAG_QR, TYPE_ANY, TYPE_IXFR, TYPE_OPT,
 };
-use super::respond::{write_negative, RCODE_NOERROR, RCODE_NXDOMAIN};
+use super::respond::{
+    answer_header, opt_header, udp_payload_limit, write_negative, CLASSIC_UDP_LIMIT, OPT_LEN,
+    RCODE_NOERROR, RCODE_NXDOMAIN,
+};
 use super::snapshot::Snapshot;
 
 /// Header bytes 4..12 of a query with one question and nothing else (QDCOUNT 1, ANCOUNT,
@@ -29,11 +31,6 @@ const COUNTS_ONE_QUESTION: u64 = 0x0001_0000_0000_0000;
 /// The flag bits that must be clear: QR (a response is never answered) and the opcode
 /// (only QUERY, 0, is answered here).
 const FLAGS_MUST_BE_CLEAR: u16 = FLAG_QR | 0x7800;
-/// Bytes of a bare OPT record: root owner, TYPE, CLASS (payload size), TTL (extended RCODE,
-/// version, DO and Z), RDLENGTH 0.
-const BARE_OPT_LEN: usize = 11;
-/// Responses without EDNS must fit in 512 octets (RFC 1035 §4.2.1).
-const CLASSIC_UDP_LIMIT: usize = 512;
 
 /// Writes the answer to `packet` into `out` (cleared first) when the packet is a common
 /// query, and returns whether it did; on `false`, `out` is left as it was. `name` and `hash`
@@ -74,38 +71,33 @@ pub fn answer_common(
     {
         return false;
     }
-    let (limit, payload, do_bit) = if has_opt {
-        // Root owner, TYPE OPT, version 0, RDLENGTH 0; the payload size, the extended RCODE
-        // (meaningless in a query) and DO/Z as sent.
+    // The OPT record, bare: root owner, TYPE OPT, version 0, RDLENGTH 0; the payload size,
+    // the extended RCODE (meaningless in a query) and DO/Z as sent.
+    let edns = if has_opt {
         let Some(&[owner, o0, o1, p0, p1, _, version, do_z, _, l0, l1]) = packet
             .get(question_end..)
-            .and_then(|rest| rest.first_chunk::<BARE_OPT_LEN>())
+            .and_then(|rest| rest.first_chunk::<OPT_LEN>())
         else {
             return false;
         };
         if owner != 0 || [o0, o1] != TYPE_OPT.to_be_bytes() || version != 0 || l0 | l1 != 0 {
             return false;
         }
-        let payload = u16::from_be_bytes([p0, p1]) as usize;
-        let limit = payload
-            .min(snapshot.max_udp_payload as usize)
-            .max(CLASSIC_UDP_LIMIT);
-        (
-            limit - BARE_OPT_LEN,
-            u16::from_be_bytes([p0, p1]),
-            do_z & 0x80,
-        )
+        Some((u16::from_be_bytes([p0, p1]), do_z & 0x80 != 0))
     } else {
-        (CLASSIC_UDP_LIMIT, 0, 0)
+        None
+    };
+    let common = Common {
+        packet,
+        flags,
+        question,
+        edns,
     };
     let prebuilt = match index.get_hashed(hash, name.as_slice()) {
         Some(node) => match node.answer(qtype) {
             Some(prebuilt) => prebuilt,
             // The name has no data of this type (NODATA); the look-up proved the name.
-            None => {
-                let common = Common::new(packet, flags, question, has_opt, payload, do_bit);
-                return answer_negative(out, snapshot, &common, name, RCODE_NOERROR);
-            }
+            None => return answer_negative(out, snapshot, &common, name, RCODE_NOERROR),
         },
         // No such name: NXDOMAIN when it lies in the zone and no default template could
         // answer it; the scanned name must first be proven the question name.
@@ -113,10 +105,14 @@ pub fn answer_common(
             && snapshot.zone.default.is_none()
             && name.is_at_or_below(snapshot.apex_wire()) =>
         {
-            let common = Common::new(packet, flags, question, has_opt, payload, do_bit);
-            return answer_negative(out, snapshot, &common, name, RCODE_NXDOMAIN);
+            return answer_negative(out, snapshot, &common, name, RCODE_NXDOMAIN)
         }
         None => return false,
+    };
+    // The whole answer must fit, with our OPT record when the query has one.
+    let limit = match edns {
+        Some((payload, _)) => udp_payload_limit(snapshot, payload) - OPT_LEN,
+        None => CLASSIC_UDP_LIMIT,
     };
     let Some((stored, records)) = prebuilt.bytes.split_first_chunk::<12>() else {
         return false;
@@ -124,24 +120,14 @@ pub fn answer_common(
     if 12 + question.len() + records.len() > limit {
         return false;
     }
-    // The stored header with the query's ID, RD and CD, and the OPT record counted.
-    let [_, _, f0, f1, qd0, qd1, an0, an1, ns0, ns1, ar0, ar1] = *stored;
-    let [r0, r1] = (u16::from_be_bytes([f0, f1]) | (flags & (FLAG_RD | FLAG_CD))).to_be_bytes();
-    let [a0, a1] = u16::from_be_bytes([ar0, ar1])
-        .saturating_add(has_opt as u16)
-        .to_be_bytes();
+    // The responder's own pieces: the stored header patched for this query, our OPT.
+    let id = u16::from_be_bytes([header[0], header[1]]);
     out.clear();
-    out.extend_from_slice(&[
-        header[0], header[1], r0, r1, qd0, qd1, an0, an1, ns0, ns1, a0, a1,
-    ]);
+    out.extend_from_slice(&answer_header(stored, id, flags, true, edns.is_some()));
     out.extend_from_slice(question);
     out.extend_from_slice(records);
-    if has_opt {
-        // Our OPT: root owner, our payload size, extended RCODE 0, version 0, the client's
-        // DO bit (RFC 3225), no options.
-        let [o0, o1] = TYPE_OPT.to_be_bytes();
-        let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
-        out.extend_from_slice(&[0, o0, o1, p0, p1, 0, 0, do_bit, 0, 0, 0]);
+    if let Some((_, dnssec_ok)) = edns {
+        out.extend_from_slice(&opt_header(snapshot, 0, dnssec_ok, 0));
     }
     true
 }
@@ -153,25 +139,6 @@ struct Common<'a> {
     question: &'a [u8],
     /// The OPT record's payload size and DO bit, when it has one.
     edns: Option<(u16, bool)>,
-}
-
-impl<'a> Common<'a> {
-    #[inline(always)]
-    fn new(
-        packet: &'a [u8],
-        flags: u16,
-        question: &'a [u8],
-        has_opt: bool,
-        payload: u16,
-        do_bit: u8,
-    ) -> Self {
-        Common {
-            packet,
-            flags,
-            question,
-            edns: has_opt.then_some((payload, do_bit != 0)),
-        }
-    }
 }
 
 /// NODATA or NXDOMAIN to a common query, by the responder's own writer (given the query as
@@ -209,7 +176,7 @@ fn answer_negative(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::query::scan_question_name;
+    use crate::wire::query::{scan_question_name, FLAG_CD, FLAG_RD};
     use crate::wire::Responder;
     use crate::zone::{wire_key, Transport};
 

@@ -53,8 +53,9 @@ const EDE_OPTION_LEN: usize = 6;
 const KEEPALIVE_OPTION_LEN: usize = 6;
 
 /// Responses without EDNS must fit in 512 octets (RFC 1035 §4.2.1).
-const CLASSIC_UDP_LIMIT: usize = 512;
-const OPT_LEN: usize = 11;
+pub(super) const CLASSIC_UDP_LIMIT: usize = 512;
+/// Bytes of an OPT record without options.
+pub(super) const OPT_LEN: usize = 11;
 
 /// Reusable per-worker state, so the packet path allocates nothing.
 pub struct Responder {
@@ -359,7 +360,13 @@ fn size_limit(snapshot: &Snapshot, transport: Transport, edns: Option<Edns>) -> 
 /// The largest UDP response an EDNS client takes: its payload size, within ours, at least 512.
 #[inline(always)]
 fn udp_limit(snapshot: &Snapshot, edns: Edns) -> usize {
-    (edns.payload as usize)
+    udp_payload_limit(snapshot, edns.payload)
+}
+
+/// `udp_limit` for a client's payload size as read from its OPT record.
+#[inline(always)]
+pub(super) fn udp_payload_limit(snapshot: &Snapshot, payload: u16) -> usize {
+    (payload as usize)
         .min(snapshot.max_udp_payload as usize)
         .max(CLASSIC_UDP_LIMIT)
 }
@@ -393,7 +400,7 @@ fn write_opt(
         write_opt_with_options(out, snapshot, query, extended_rcode, edns, None);
         return;
     }
-    out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns, 0));
+    out.extend_from_slice(&opt_header(snapshot, extended_rcode, edns.dnssec_ok, 0));
 }
 
 /// Bytes of the OPT record a response to `query` ends with, when it has one: the answer
@@ -438,7 +445,7 @@ fn write_opt_with_options(
     out.extend_from_slice(&opt_header(
         snapshot,
         extended_rcode,
-        edns,
+        edns.dnssec_ok,
         cookie_len + keepalive_len + ede_len + nsid_len,
     ));
     if let Some(reply) = &query.reply_cookie {
@@ -544,9 +551,14 @@ fn judge_cookie(
 /// The OPT record up to its options: owner (root), type, our payload size, extended RCODE,
 /// version 0, the DO bit, RDLENGTH.
 #[inline(always)]
-fn opt_header(snapshot: &Snapshot, extended_rcode: u8, edns: Edns, options: usize) -> [u8; 11] {
+pub(super) fn opt_header(
+    snapshot: &Snapshot,
+    extended_rcode: u8,
+    dnssec_ok: bool,
+    options: usize,
+) -> [u8; OPT_LEN] {
     let [p0, p1] = snapshot.max_udp_payload.to_be_bytes();
-    let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
+    let do_bit = if dnssec_ok { 0x80 } else { 0 };
     let [l0, l1] = (options as u16).to_be_bytes();
     [0, 0, 41, p0, p1, extended_rcode, 0, do_bit, 0, l0, l1]
 }
@@ -643,25 +655,42 @@ fn write_prebuilt(
         }
         return;
     };
-    let [_, _, f0, f1, qd0, qd1, an0, an1, ns0, ns1, ar0, ar1] = *header;
-    let flags = u16::from_be_bytes([f0, f1]) | (query.flags & (FLAG_RD | FLAG_CD));
-    let additional = if trimmed {
-        0
-    } else {
-        u16::from_be_bytes([ar0, ar1])
-    };
-    let counts = [
-        u16::from_be_bytes([qd0, qd1]),
-        u16::from_be_bytes([an0, an1]),
-        u16::from_be_bytes([ns0, ns1]),
-        additional.saturating_add(query.edns.is_some() as u16),
-    ];
-    write_header(out, query.id, flags, counts);
+    out.extend_from_slice(&answer_header(
+        header,
+        query.id,
+        query.flags,
+        !trimmed,
+        query.edns.is_some(),
+    ));
     out.extend_from_slice(question);
     out.extend_from_slice(records);
     if let Some(e) = query.edns {
         write_opt(out, snapshot, query, 0, e);
     }
+}
+
+/// A prebuilt answer's header as sent: the query's ID, the stored flags with the query's RD
+/// and CD, the stored counts, ARCOUNT without the stored additional records unless
+/// `additional` and with one more for our OPT record when `opt`.
+#[inline(always)]
+pub(super) fn answer_header(
+    stored: &[u8; 12],
+    id: u16,
+    query_flags: u16,
+    additional: bool,
+    opt: bool,
+) -> [u8; 12] {
+    let [_, _, f0, f1, qd0, qd1, an0, an1, ns0, ns1, ar0, ar1] = *stored;
+    let [i0, i1] = id.to_be_bytes();
+    let [r0, r1] =
+        (u16::from_be_bytes([f0, f1]) | (query_flags & (FLAG_RD | FLAG_CD))).to_be_bytes();
+    let stored_additional = if additional {
+        u16::from_be_bytes([ar0, ar1])
+    } else {
+        0
+    };
+    let [a0, a1] = stored_additional.saturating_add(opt as u16).to_be_bytes();
+    [i0, i1, r0, r1, qd0, qd1, an0, an1, ns0, ns1, a0, a1]
 }
 
 /// Answers a CHAOS query about the server (`identity`), or returns false for the caller to
