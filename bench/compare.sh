@@ -23,6 +23,7 @@ LARGE=100000
 DNSPERF_SECONDS=5
 RELOAD_RATE=20000
 OUT=""
+BIN_DIR=""            # empty: build in release mode and use target/release
 KEEP=0
 DO_LARGE=1
 DO_DNSPERF=1
@@ -53,6 +54,9 @@ Options:
   --out DIR          results directory (default: \$CARGO_TARGET_DIR or target, bench-compare/<time>)
   --max-other C      repeat a run if other processes used more than C cores (default $MAX_OTHER)
   --keep             keep the temporary work directory (zones, configs, logs)
+  --bin DIR          use the bsf-dns, bsf-bench and bsf-floor binaries in DIR instead of
+                     building them in release mode (the tests run the script on their debug
+                     build: its figures then say nothing about performance)
 EOF
 }
 
@@ -72,6 +76,7 @@ while [ $# -gt 0 ]; do
         --out) OUT="$2"; shift ;;
         --max-other) MAX_OTHER="$2"; shift ;;
         --keep) KEEP=1 ;;
+        --bin) BIN_DIR="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -84,7 +89,8 @@ die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 case "$TARGET" in /*) ;; *) TARGET="$REPO/$TARGET" ;; esac
-BIN="$TARGET/release"
+BIN="${BIN_DIR:-$TARGET/release}"
+case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
 BENCH="$BIN/bsf-bench"
 
 [ "$(nproc)" -ge 2 ] || die "needs at least 2 cores (server on core 1, load generator on core 0)"
@@ -95,7 +101,7 @@ CLIENT_CORE=0
 missing=()
 command -v nsd >/dev/null || missing+=(nsd)
 command -v knotd >/dev/null || missing+=(knot)
-command -v dnsperf >/dev/null || missing+=(dnsperf)
+[ "$DO_DNSPERF" = 0 ] || command -v dnsperf >/dev/null || missing+=(dnsperf)
 command -v taskset >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -116,8 +122,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-say "building (release)"
-(cd "$REPO" && cargo build --release -q -p bsf-dns -p bsf-bench)
+if [ -z "$BIN_DIR" ]; then
+    say "building (release)"
+    (cd "$REPO" && cargo build --release -q -p bsf-dns -p bsf-bench)
+fi
+for b in bsf-dns bsf-bench bsf-floor; do
+    [ -x "$BIN/$b" ] || die "no $b in $BIN"
+done
 
 # --- work and results directories, cleanup ------------------------------------------------------
 WORK="$(mktemp -d /tmp/bsf-compare.XXXXXX)"

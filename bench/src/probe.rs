@@ -98,6 +98,9 @@ pub struct WaitResult {
     /// Milliseconds from `--since-ns` (or from the start of waiting) to the first good answer.
     pub ready_ms: f64,
     pub attempts: u64,
+    /// The process given as `--server-pid`: which server this was, and what to stop.
+    #[serde(default)]
+    pub server_pid: Option<i32>,
     pub server_mem: Option<Mem>,
 }
 
@@ -127,6 +130,7 @@ pub fn wait_ready(
                     name: name.into(),
                     ready_ms,
                     attempts,
+                    server_pid,
                     server_mem,
                 });
             }
