@@ -212,4 +212,20 @@ fn names_with_zero_bytes_in_labels_are_answered_over_udp_as_over_tcp() {
     assert_eq!(&rcodes[..12], &[3; 12]);
     assert_eq!(&rcodes[12..20], &[0; 8]);
     assert_eq!(&rcodes[20..], &[3; 4]);
+    // NODATA (MX of a served name), which the fast path also writes over the query: as over
+    // TCP, with the SOA in the authority section.
+    for name in &names[3..5] {
+        for opt in [false, true] {
+            let mut query = vec![0x34, 0x56, 0, 0, 0, 1, 0, 0, 0, 0, 0, opt as u8];
+            query.extend_from_slice(name);
+            query.extend_from_slice(&[0, 15, 0, 1]);
+            if opt {
+                query.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+            }
+            let udp = udp_answer(server.addr, &query);
+            assert_eq!(udp, tcp_answer(server.addr, &query), "name {name:02x?} MX");
+            assert_eq!(udp[3] & 0xF, 0, "NOERROR");
+            assert_eq!(&udp[4..12], &[0, 1, 0, 0, 0, 1, 0, opt as u8], "counts");
+        }
+    }
 }

@@ -21,7 +21,7 @@ mod pktinfo;
 mod privileges;
 pub mod stats;
 mod tcp;
-mod udp;
+pub(crate) mod udp;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -351,6 +351,29 @@ fn tag_of(hash: u64) -> u64 {
     hash >> TAG_SHIFT
 }
 
+/// Whether two keys are the same bytes. Keys of 16 bytes or more (nearly every name a device
+/// asks for) are compared 16 bytes at a time, the last block ending with the key, in line;
+/// the slice comparison called the C library's `bcmp` for every look-up (some 30
+/// instructions with the call, callgrind).
+#[inline(always)]
+fn same_key(stored: &[u8], asked: &[u8]) -> bool {
+    if stored.len() != asked.len() {
+        return false;
+    }
+    let (Some(stored_last), Some(asked_last)) =
+        (stored.last_chunk::<16>(), asked.last_chunk::<16>())
+    else {
+        return stored == asked;
+    };
+    let (stored_blocks, _) = stored.as_chunks::<16>();
+    let (asked_blocks, _) = asked.as_chunks::<16>();
+    stored_last == asked_last
+        && stored_blocks
+            .iter()
+            .zip(asked_blocks)
+            .all(|(stored, asked)| u128::from_ne_bytes(*stored) == u128::from_ne_bytes(*asked))
+}
+
 /// The slot of a node at `address` spanning `len` bytes, for a name hashed to `hash`.
 fn slot_for(hash: u64, address: u64, len: usize) -> u64 {
     let lines = ((address as usize & 63) + len).div_ceil(64);
@@ -495,7 +518,7 @@ impl NameIndex {
             }
             if tag_of(slot) == tag {
                 let node = self.node_of(slot);
-                if Self::key_of(node) == key {
+                if same_key(Self::key_of(node), key) {
                     return Some(node);
                 }
             }

@@ -260,8 +260,29 @@ pub fn scan_question_name(
     Some(hasher.finish(acc, low, high))
 }
 
+/// The offset of the first zero byte of a block, if it has one. On x86_64, SSE2 (part of
+/// the architecture's baseline) compares the 16 bytes with zero at once and gathers one bit
+/// per byte: four instructions, where the word test below takes some twenty on the block's
+/// two 64-bit halves (callgrind; written as a loop over bytes, the compiler makes it longer
+/// still).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_zero(block: &[u8; 16]) -> Option<usize> {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_setzero_si128,
+    };
+    // SAFETY: SSE2 is enabled on every x86_64 target, and the load reads the block's 16
+    // bytes (an unaligned load: the block has no alignment).
+    let zeros = unsafe {
+        let bytes = _mm_loadu_si128(block.as_ptr().cast());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_setzero_si128()))
+    } as u32;
+    (zeros != 0).then(|| zeros.trailing_zeros() as usize)
+}
+
 /// The offset of the first zero byte of a block, if it has one: the classic test of a word
 /// for a zero byte, whose lowest flagged byte is exact (borrows only flag bytes above it).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn first_zero(block: &[u8; 16]) -> Option<usize> {
     const ONES: u128 = u128::from_le_bytes([0x01; 16]);

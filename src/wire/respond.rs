@@ -374,7 +374,13 @@ pub(super) fn udp_payload_limit(snapshot: &Snapshot, payload: u16) -> usize {
 /// Response flags from a query's: QR, the opcode, RD and CD carried over.
 #[inline(always)]
 fn response_flags(query: &Query<'_>, extra: u16, rcode: u16) -> u16 {
-    FLAG_QR | (query.flags & (0x7800 | FLAG_RD | FLAG_CD)) | extra | (rcode & 0xF)
+    flags_answering(query.flags, extra, rcode)
+}
+
+/// Response flags from the flags of the query they answer.
+#[inline(always)]
+fn flags_answering(query_flags: u16, extra: u16, rcode: u16) -> u16 {
+    FLAG_QR | (query_flags & (0x7800 | FLAG_RD | FLAG_CD)) | extra | (rcode & 0xF)
 }
 
 #[inline(always)]
@@ -592,7 +598,6 @@ fn write_error(
 }
 
 /// NXDOMAIN or NODATA: the question and the SOA (negative TTL) in the authority section.
-/// (Also the fast path's, for the common query's negative answers.)
 pub(super) fn write_negative(
     out: &mut Vec<u8>,
     snapshot: &Snapshot,
@@ -601,16 +606,32 @@ pub(super) fn write_negative(
     question: &[u8],
     rcode: u16,
 ) {
-    let counts = [1, 0, 1, query.edns.is_some() as u16];
-    write_header(out, query.id, response_flags(query, FLAG_AA, rcode), counts);
+    let opt = query.edns.is_some();
+    out.extend_from_slice(&negative_header(query.id, query.flags, rcode, opt));
     out.extend_from_slice(question);
-    // The SOA's owner is the apex, a suffix of the question name: point at it.
-    let apex_offset = 12 + lower.len - snapshot.apex_wire().len();
-    out.extend_from_slice(&(0xC000u16 | apex_offset as u16).to_be_bytes());
+    out.extend_from_slice(&soa_owner(snapshot, lower.len));
     out.extend_from_slice(&snapshot.soa_tail);
     if let Some(e) = query.edns {
         write_opt(out, snapshot, query, 0, e);
     }
+}
+
+/// The header of a negative answer (`rcode` NXDOMAIN or NOERROR for NODATA) to a query with
+/// one question: authoritative, the SOA in the authority section, and OPT when `opt`. (Also
+/// the fast path's.)
+#[inline(always)]
+pub(super) fn negative_header(id: u16, query_flags: u16, rcode: u16, opt: bool) -> [u8; 12] {
+    let [i0, i1] = id.to_be_bytes();
+    let [f0, f1] = flags_answering(query_flags, FLAG_AA, rcode).to_be_bytes();
+    [i0, i1, f0, f1, 0, 1, 0, 0, 0, 1, 0, opt as u8]
+}
+
+/// The owner of a negative answer's SOA, the apex: a suffix of the question name (of
+/// `name_len` octets, from offset 12), so a pointer to it. (Also the fast path's.)
+#[inline(always)]
+pub(super) fn soa_owner(snapshot: &Snapshot, name_len: usize) -> [u8; 2] {
+    let apex_offset = 12 + name_len - snapshot.apex_wire().len();
+    (0xC000u16 | apex_offset as u16).to_be_bytes()
 }
 
 /// Writes a prebuilt answer, or its trimmed form, or a truncated response, whichever fits:
