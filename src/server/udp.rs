@@ -341,6 +341,7 @@ fn run(
             } else {
                 Common::Declined
             };
+            // The query, for the responder: untouched unless the fast path answered it.
             let packet = &batch.recv_bufs[i][..packet_len];
             let verdict = if common != Common::Declined {
                 Verdict::Send

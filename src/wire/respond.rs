@@ -598,7 +598,7 @@ fn write_error(
 }
 
 /// NXDOMAIN or NODATA: the question and the SOA (negative TTL) in the authority section.
-pub(super) fn write_negative(
+fn write_negative(
     out: &mut Vec<u8>,
     snapshot: &Snapshot,
     query: &Query<'_>,
