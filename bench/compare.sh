@@ -4,8 +4,10 @@
 # Builds in release mode, generates operator templates from the real MCC/MNC table, exports the
 # same zone as a master file for NSD and Knot, starts all four servers on 127.0.0.1 pinned to
 # core 1 (the load generator runs on core 0), runs the same load against each in alternation,
-# and prints a table of medians, ratios and PASS/FAIL rows (ratios judged round by round). Everything stays on loopback; every
-# process it starts is stopped by PID on exit. See bench/README.md for what each number means.
+# and prints a table of medians, ratios and PASS/FAIL rows (ratios judged round by round; in a
+# round the servers take turns in slices of 0.1 s from one client, so that all of them see the
+# same machine). Everything stays on loopback; every process it starts is stopped by PID on
+# exit. See bench/README.md for what each number means.
 #
 #   bench/compare.sh            # default run, about 8-10 minutes
 #   bench/compare.sh --quick    # about 2 minutes, fewer and shorter rounds, smaller large set
@@ -16,6 +18,10 @@ set -euo pipefail
 # per-round ratios, so two more rounds buy a steadier verdict for ~2.5 more minutes.
 ROUNDS=5
 DURATION=5
+# Seconds per turn in a round. Each server's speed on this VM drifts by 10-30% over seconds;
+# turns of 0.1 s sample the same drift for every server (ratios of 5 s runs measured one after
+# the other spread over 0.9-1.3, those of interleaved rounds over ~1.01-1.05).
+SLICE=0.1
 FIXED_RATE=60000
 OUTSTANDING=128
 OPERATORS=""          # empty: every pair of data/mcc-mnc-pairs.csv (~3,200)
@@ -35,14 +41,16 @@ RETRY_BUDGET=24       # repeats over the whole benchmark (keeps the run time bou
 QUIET_BUDGET=150      # seconds of waiting for a quiet machine over the whole benchmark
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     cat <<EOF
 
 Options:
   --quick            2 rounds of 2 s, large set of 20,000 operators, 2 s dnsperf, at most
                      6 repeats and 30 s of waiting for quiet (~2 min)
   --rounds N         rounds per scenario, servers alternating (default $ROUNDS)
-  --duration S       measured seconds per run (default $DURATION)
+  --duration S       measured seconds per server and round (default $DURATION)
+  --slice S          seconds per turn: in a round the servers take turns this long, from one
+                     client, until each has had --duration (default $SLICE)
   --fixed-rate Q     open-loop rate of the fixed-load scenario (default $FIXED_RATE)
   --outstanding N    closed-loop queries in flight (default $OUTSTANDING)
   --operators N      operators of the main set (default: all real pairs)
@@ -65,6 +73,7 @@ while [ $# -gt 0 ]; do
         --quick) ROUNDS=2; DURATION=2; LARGE=20000; DNSPERF_SECONDS=2; RETRY_BUDGET=6; QUIET_BUDGET=30 ;;
         --rounds) ROUNDS="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
+        --slice) SLICE="$2"; shift ;;
         --fixed-rate) FIXED_RATE="$2"; shift ;;
         --outstanding) OUTSTANDING="$2"; shift ;;
         --operators) OPERATORS="$2"; shift ;;
@@ -293,7 +302,7 @@ cat > "$RESULTS/meta.json" <<EOF
   "bsf-dns": "$(ver "$BIN/bsf-dns" --version), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)",
   "peers": "$(ver nsd -v); $(ver knotd --version); dnsperf $(dpkg-query -W -f '${Version}' dnsperf 2>/dev/null || echo '(version unknown)')",
   "operators (main set)": "$MAIN_OPS",
-  "load": "UDP, default mix (40% A, 15% AAAA, 15% TXT, 10% SRV, 10% URI at _coaps._udp, 10% unknown operators), random letter case, EDNS 1232; $DURATION s per run after 0.5 s warm-up; closed loop $OUTSTANDING outstanding",
+  "load": "UDP, default mix (40% A, 15% AAAA, 15% TXT, 10% SRV, 10% URI at _coaps._udp, 10% unknown operators), random letter case, EDNS 1232; $DURATION s per server and round, in turns of $SLICE s, after 0.5 s of warm-up each; closed loop $OUTSTANDING outstanding",
   "pinning": "servers on core $SERVER_CORE (one worker each), load generator on core $CLIENT_CORE"
 }
 EOF
@@ -305,34 +314,49 @@ start_bsf main load;  SPID[bsf-dns]=$PID; SPORT[bsf-dns]=$PORT
 start_nsd main load;  SPID[nsd]=$PID;     SPORT[nsd]=$PORT
 start_knot main load; SPID[knot]=$PID;    SPORT[knot]=$PORT
 start_floor load;     SPID[floor]=$PID;   SPORT[floor]=$PORT
-LENIENT[bsf-dns]=""; LENIENT[nsd]=""; LENIENT[knot]=""; LENIENT[floor]="--lenient"
+LENIENT[bsf-dns]=""; LENIENT[nsd]=""; LENIENT[knot]=""; LENIENT[floor]=",lenient"
 # bsf-dns beside the floor: the verdicts against the floor divide one by the other round by
-# round (see round_order).
+# round, and in each round the two take turns next to each other (see round_order).
 SERVERS=(bsf-dns floor nsd knot)
 for s in "${SERVERS[@]}"; do
     printf '  %-8s pid %-7s 127.0.0.1:%s  ready after %s ms\n' "$s" "${SPID[$s]}" "${SPORT[$s]}" \
         "$(grep -o '"ready_ms": [0-9.]*' "$RESULTS/load-$s.json" | awk '{printf "%.0f", $2}')" >&2
 done
 
-# run_one KEY[:SERVER] SCENARIO ROUND ARGS...: one load run, result in $RESULTS/SCENARIO-SERVER-rROUND.json.
-# A run during which other processes used more than $MAX_OTHER cores is repeated after a pause
-# (at most $ATTEMPTS tries, and $RETRY_BUDGET repeats over the whole benchmark); the report
-# lists runs that stayed disturbed.
-run_one() {
-    local key="${1%%:*}" s="${1#*:}" sc="$2" r="$3" try=1 f; shift 3
-    f="$RESULTS/$sc-$s-r$r.json"
+# spec KEY: the --server item of `bsf-bench interleave` for a server started above (EXTRA[KEY]:
+# more items for it, such as tags).
+declare -A EXTRA
+spec() { echo "name=$1,target=127.0.0.1:${SPORT[$1]},pid=${SPID[$1]}${LENIENT[$1]}${EXTRA[$1]:-}"; }
+
+# run_round LABEL ROUND OUT KEY... -- ARGS...: one round: the servers KEY... take turns from one
+# client, in slices of $SLICE s, $DURATION s each in all (bsf-bench interleave), so that every
+# server samples the same drift of the machine's speed; OUT names the result files ({server}:
+# the key). A round during which other processes used more than $MAX_OTHER cores is repeated
+# after a pause (at most $ATTEMPTS tries, and $RETRY_BUDGET repeats over the whole benchmark);
+# the report lists runs that stayed disturbed.
+run_round() {
+    local label="$1" r="$2" out="$3" try=1 k f bad keys=() specs=(); shift 3
+    while [ "$1" != -- ]; do keys+=("$1"); shift; done
+    shift
     while :; do
         quiet_wait
-        [ "$key" = knot ] && pin_knot "${SPID[knot]}"
-        client "$BENCH" run --target "127.0.0.1:${SPORT[$key]}" --server-pid "${SPID[$key]}" ${LENIENT[$key]} \
-            --names "$WORK/main.names" --duration "$DURATION" --quiet \
-            --tag "server=$s" --tag "scenario=$sc" --tag "round=$r" \
-            --json --out "$f" "$@" > /dev/null
-        printf '  %-6s %-8s round %s: %s\n' "$sc" "$s" "$r" "$(summary "$f")" >&2
-        disturbed "$f" || break
+        specs=()
+        for k in "${keys[@]}"; do
+            [ "$k" = knot ] && pin_knot "${SPID[knot]}"
+            specs+=(--server "$(spec "$k")")
+        done
+        client "$BENCH" interleave "${specs[@]}" --slice "$SLICE" --names "$WORK/main.names" \
+            --duration "$DURATION" --tag "round=$r" --out "$out" "$@" > /dev/null
+        bad=0
+        for k in "${keys[@]}"; do
+            f="${out//\{server\}/$k}"
+            printf '  %-6s %-8s round %s: %s\n' "$label" "$k" "$r" "$(summary "$f")" >&2
+            if disturbed "$f"; then bad=1; fi
+        done
+        [ "$bad" = 1 ] || break
         [ "$try" -lt "$ATTEMPTS" ] && [ "$RETRY_BUDGET" -gt 0 ] || break
         try=$((try + 1)); RETRY_BUDGET=$((RETRY_BUDGET - 1))
-        echo "    (other processes were busy during that run: repeating it)" >&2
+        echo "    (other processes were busy during that round: repeating it)" >&2
     done
 }
 
@@ -359,10 +383,9 @@ summary() {
         | awk -F: '{v[$1]=$2} END {printf "%.0f q/s, %.3f µs/query, p99 %.0f µs, lost %d, wrong %d, other load %.2f cores", v["\"qps\""], v["\"us_per_query\""], v["\"p99\""], v["\"lost\""], v["\"wrong\""], v["\"other_cores\""]}'
 }
 
-# The servers' order in round R: SERVERS as listed in odd rounds, reversed in even ones. The
-# verdicts against the floor divide bsf-dns's figure by the floor's round by round, so the two
-# are listed side by side and run back to back (the machine drifts over seconds); reversing
-# keeps either from always going first after a pause or after the peers' runs.
+# The servers' order in round R: SERVERS as listed in odd rounds, reversed in even ones. Within a
+# round the servers take turns in slices (the order reversed every turn by bsf-bench
+# interleave); this only decides who starts, so that no server always goes first after a pause.
 round_order() { # round
     local i
     if (( $1 % 2 )); then
@@ -373,11 +396,10 @@ round_order() { # round
 }
 
 phase() { # scenario args...
-    local sc="$1" r s; shift
+    local sc="$1" r; shift
     for r in $(seq 1 "$ROUNDS"); do
-        for s in $(round_order "$r"); do
-            run_one "$s" "$sc" "$r" "$@"
-        done
+        # shellcheck disable=SC2046 # round_order's words are the server keys
+        run_round "$sc" "$r" "$RESULTS/$sc-{server}-r$r.json" $(round_order "$r") -- --tag "scenario=$sc" "$@"
     done
 }
 
@@ -426,12 +448,13 @@ if [ "$DO_THREADS" = 1 ]; then
     SPID[t1]=$PID; SPORT[t1]=$PORT; LENIENT[t1]=""
     start_bsf main load-t2 2 "$CLIENT_CORE,$SERVER_CORE"
     SPID[t2]=$PID; SPORT[t2]=$PORT; LENIENT[t2]=""
+    EXTRA[t1]=",tag.server=bsf-dns,tag.scenario=cores2-t1"
+    EXTRA[t2]=",tag.server=bsf-dns,tag.scenario=cores2-t2"
     for r in $(seq 1 "$ROUNDS"); do
         # One thread first in odd rounds, two threads first in even ones (see round_order).
         order=(t1 t2); (( r % 2 )) || order=(t2 t1)
-        for t in "${order[@]}"; do
-            run_one "$t:bsf-dns" "cores2-$t" "$r" --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
-        done
+        run_round cores2 "$r" "$RESULTS/cores2-{server}-bsf-dns-r$r.json" "${order[@]}" -- \
+            --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
     done
     stop "${SPID[t1]}"; stop "${SPID[t2]}"
 fi

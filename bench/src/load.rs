@@ -143,6 +143,18 @@ struct Engine<'a> {
     measuring: bool,
     sbuf: Vec<u8>,
     sinfo: Vec<(u16, u16, u32, usize, usize)>,
+    /// The server's process and its children (found once, before any window).
+    server_tree: Option<Vec<i32>>,
+    pfds: Vec<libc::pollfd>,
+    /// Open loop: when the current schedule started, and how many of its queries went out.
+    sched_origin_ns: u64,
+    scheduled: u64,
+    /// Open loop: how far behind schedule the client ever was in a measured window.
+    max_lag_ns: u64,
+    next_progress: u64,
+    last_progress: (u64, u64),
+    opening: Option<Opening>,
+    totals: Totals,
 }
 
 impl<'a> Engine<'a> {
@@ -310,318 +322,481 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// The readings taken when a measured window opens.
+struct Opening {
+    server: Option<procfs::Cpu>,
+    threads: Vec<(i32, String, procfs::Cpu)>,
+    client: procfs::Cpu,
+    machine: Option<procfs::MachineCpu>,
+    at_ns: u64,
+}
+
+/// What the measured windows of one target added up to: one window for [`run`], one per
+/// slice for [`run_interleaved`].
+#[derive(Default)]
+struct Totals {
+    windows: u64,
+    /// Time spent sending in the windows.
+    window_ns: u64,
+    /// The windows with their drains (the span the CPU readings cover).
+    wall_ns: u64,
+    server: Option<procfs::Cpu>,
+    threads: BTreeMap<i32, (String, f64)>,
+    client: procfs::Cpu,
+    machine: Option<procfs::MachineCpu>,
+}
+
+impl<'a> Engine<'a> {
+    /// Opens the lanes to `cfg.target` and finds the server's process tree.
+    fn new(cfg: &'a LoadConfig, pool: &'a Pool) -> Result<Engine<'a>> {
+        let lanes_n = cfg.lanes.clamp(1, 4096);
+        let mut lanes = Vec::with_capacity(lanes_n);
+        for _ in 0..lanes_n {
+            lanes.push(match cfg.transport {
+                Transport::Udp => Lane::Udp(
+                    UdpLane::connect(cfg.target, cfg.batch, cfg.gso)
+                        .context("opening a UDP socket")?,
+                ),
+                Transport::Tcp => Lane::Tcp(
+                    TcpLane::connect(cfg.target, Duration::from_secs(3))
+                        .with_context(|| format!("connecting to {} over TCP", cfg.target))?,
+                ),
+            });
+        }
+        let hist = Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3)
+            .context("creating the latency histogram")?;
+        // The server's process tree, found once: scanning /proc takes milliseconds, too long
+        // to do at the start of a measured window.
+        let server_tree = match cfg.server_pid {
+            Some(pid) => {
+                Some(procfs::process_tree(pid).with_context(|| format!("--server-pid {pid}"))?)
+            }
+            None => None,
+        };
+        Ok(Engine {
+            cfg,
+            pool,
+            lanes,
+            states: (0..lanes_n).map(|_| LaneState::new()).collect(),
+            order: VecDeque::with_capacity(1 << 16),
+            hist,
+            c: Counters::default(),
+            outstanding: 0,
+            pool_cursor: 0,
+            lane_cursor: 0,
+            start: Instant::now(),
+            measure_from_ns: 0,
+            measuring: false,
+            sbuf: Vec::with_capacity(cfg.batch * 512),
+            sinfo: Vec::with_capacity(cfg.batch),
+            server_tree,
+            pfds: Vec::with_capacity(lanes_n),
+            sched_origin_ns: 0,
+            scheduled: 0,
+            max_lag_ns: 0,
+            next_progress: 1_000_000_000,
+            last_progress: (0, 0),
+            opening: None,
+            totals: Totals::default(),
+        })
+    }
+
+    /// Starts the open loop's schedule afresh at `now` (a slice after a pause must not try to
+    /// catch up on the queries of the pause).
+    fn restart_schedule(&mut self, now: u64) {
+        self.sched_origin_ns = now;
+        self.scheduled = 0;
+    }
+
+    /// Opens a measured window: queries sent from now on count, and the CPU readings start.
+    fn open_window(&mut self) {
+        let now = self.now_ns();
+        if self.totals.windows == 0 {
+            self.hist.reset();
+            self.c = Counters::default();
+            self.measure_from_ns = now;
+        }
+        self.measuring = true;
+        let me = std::process::id() as i32;
+        self.opening = Some(Opening {
+            server: self.server_tree.as_deref().map(procfs::cpu_of_pids),
+            threads: self
+                .cfg
+                .server_pid
+                .map(procfs::thread_cpu)
+                .unwrap_or_default(),
+            client: procfs::cpu_of_pids(&[me]),
+            machine: procfs::machine_cpu().ok(),
+            at_ns: self.now_ns(),
+        });
+    }
+
+    /// Closes the window opened last, once its queries are answered or lost (after
+    /// [`Engine::drain`]): `sent_until` is when it stopped sending.
+    fn close_window(&mut self, sent_until: u64) {
+        self.measuring = false;
+        let Some(open) = self.opening.take() else {
+            return;
+        };
+        let t = &mut self.totals;
+        t.windows += 1;
+        t.window_ns += sent_until.saturating_sub(open.at_ns);
+        t.wall_ns += self.start.elapsed().as_nanos() as u64 - open.at_ns;
+        if let (Some(tree), Some(before)) = (&self.server_tree, open.server) {
+            let used = procfs::cpu_of_pids(tree).since(&before);
+            let sum = t.server.get_or_insert_with(procfs::Cpu::default);
+            sum.user_s += used.user_s;
+            sum.system_s += used.system_s;
+        }
+        if let Some(pid) = self.cfg.server_pid {
+            for (tid, name, after) in procfs::thread_cpu(pid) {
+                let before = open
+                    .threads
+                    .iter()
+                    .find(|b| b.0 == tid)
+                    .map(|b| b.2)
+                    .unwrap_or_default();
+                t.threads.entry(tid).or_insert((name, 0.0)).1 += after.since(&before).total_s();
+            }
+        }
+        let me = std::process::id() as i32;
+        let client = procfs::cpu_of_pids(&[me]).since(&open.client);
+        t.client.user_s += client.user_s;
+        t.client.system_s += client.system_s;
+        if let (Some(before), Ok(after)) = (open.machine, procfs::machine_cpu()) {
+            let used = after.since(&before);
+            let sum = t.machine.get_or_insert_with(procfs::MachineCpu::default);
+            sum.busy_s += used.busy_s;
+            sum.steal_s += used.steal_s;
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.cfg
+            .stop
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Sends and receives until `end_ns` (or the stop flag, or every lane failed).
+    fn load_until(&mut self, end_ns: u64) -> Result<()> {
+        let batch = self.cfg.batch.max(1);
+        let timeout_ns = self.cfg.timeout.as_nanos() as u64;
+        let tty = self.cfg.progress && std::io::stderr().is_terminal();
+        loop {
+            let now = self.now_ns();
+            if now >= end_ns || self.stopped() || !self.lanes_alive() {
+                return Ok(());
+            }
+            let mut sent_any = false;
+            match self.cfg.mode {
+                Mode::Closed { outstanding } => {
+                    // Refill in whole batches: one system call per batch is the point of
+                    // batching.
+                    let refill_at = (batch as u64).min(outstanding.div_ceil(2)).max(1);
+                    while outstanding - self.outstanding.min(outstanding) >= refill_at {
+                        let want = (outstanding - self.outstanding) as usize;
+                        let k = self.send_batch(want.min(batch), None)?;
+                        if k == 0 {
+                            break;
+                        }
+                        sent_any = true;
+                    }
+                }
+                Mode::Open { rate } => {
+                    let step = 1e9 / rate;
+                    let origin = self.sched_origin_ns;
+                    let due = ((now - origin.min(now)) as f64 / step) as u64 + 1;
+                    while self.scheduled < due {
+                        let first = origin + (self.scheduled as f64 * step) as u64;
+                        let want = ((due - self.scheduled) as usize).min(batch);
+                        let k = self.send_batch(want, Some((first, step)))?;
+                        if k == 0 {
+                            break;
+                        }
+                        self.scheduled += k as u64;
+                        sent_any = true;
+                        if self.measuring {
+                            let lag = self.now_ns().saturating_sub(first);
+                            self.max_lag_ns = self.max_lag_ns.max(lag);
+                        }
+                    }
+                    // Queries more than a timeout behind schedule will never be sent in time:
+                    // count them as unsent and move the schedule on.
+                    let floor = ((now.saturating_sub(origin).saturating_sub(timeout_ns)) as f64
+                        / step) as u64;
+                    if self.scheduled < floor {
+                        if self.measuring {
+                            self.c.unsent += floor - self.scheduled;
+                        }
+                        self.scheduled = floor;
+                    }
+                }
+            }
+            for l in self.lanes.iter_mut() {
+                if let Err(err) = l.flush() {
+                    eprintln!("bsf-bench: {err}");
+                }
+            }
+            let got = self.receive();
+            let now = self.now_ns();
+            self.expire(now, timeout_ns);
+            if self.cfg.progress && self.measuring && now >= self.next_progress {
+                self.progress_line(now, tty);
+            }
+            if got == 0 && !sent_any {
+                let wait = match self.cfg.mode {
+                    Mode::Closed { .. } => Duration::from_millis(1),
+                    Mode::Open { rate } => {
+                        let next_due = self.sched_origin_ns
+                            + ((self.scheduled as f64 + 1.0) * 1e9 / rate) as u64;
+                        Duration::from_nanos(next_due.saturating_sub(now).min(1_000_000))
+                    }
+                };
+                if !wait.is_zero() && !self.cfg.busy_poll {
+                    net::wait_any(&self.lanes, &mut self.pfds, wait);
+                }
+            }
+        }
+    }
+
+    fn progress_line(&mut self, now: u64, tty: bool) {
+        let secs = (now - self.measure_from_ns) as f64 / 1e9;
+        let line = format!(
+            "[{:6.1}s] sent {:>8.0}/s  answered {:>8.0}/s  lost {}  wrong {}  outstanding {}",
+            secs,
+            (self.c.sent - self.last_progress.0) as f64,
+            (self.c.answered - self.last_progress.1) as f64,
+            self.c.lost,
+            self.c.wrong.total(),
+            self.outstanding
+        );
+        if tty {
+            eprint!("\r{line}  ");
+        } else {
+            eprintln!("{line}");
+        }
+        self.last_progress = (self.c.sent, self.c.answered);
+        self.next_progress += 1_000_000_000;
+    }
+
+    /// Waits for the answers still due, at most one timeout; what does not come is lost.
+    fn drain(&mut self) {
+        let timeout_ns = self.cfg.timeout.as_nanos() as u64;
+        let drain_end = self.now_ns() + timeout_ns;
+        while self.outstanding > 0 && self.lanes_alive() {
+            for l in self.lanes.iter_mut() {
+                let _ = l.flush();
+            }
+            let got = self.receive();
+            let now = self.now_ns();
+            if now >= drain_end {
+                self.expire(u64::MAX, 0);
+                break;
+            }
+            self.expire(now, timeout_ns);
+            if got == 0 {
+                net::wait_any(&self.lanes, &mut self.pfds, Duration::from_millis(1));
+            }
+        }
+        // Lanes that died leave queries outstanding: they are lost.
+        self.expire(u64::MAX, 0);
+    }
+
+    /// What the windows measured.
+    fn result(self) -> RunResult {
+        let cfg = self.cfg;
+        let t = &self.totals;
+        let mut server_threads: Vec<ThreadCpu> = t
+            .threads
+            .iter()
+            .map(|(&tid, (name, cpu_s))| ThreadCpu {
+                tid,
+                name: name.clone(),
+                cpu_s: *cpu_s,
+            })
+            .collect();
+        let threads_total: f64 = server_threads.iter().map(|t| t.cpu_s).sum();
+        server_threads.retain(|t| t.cpu_s > threads_total * 0.01 && t.cpu_s > 0.0);
+        server_threads.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s));
+        let server_mem = match cfg.server_pid {
+            Some(pid) => procfs::mem_of_tree(pid).ok(),
+            None => None,
+        };
+        let wall_s = (t.wall_ns as f64 / 1e9).max(1e-9);
+        let window_s = t.window_ns as f64 / 1e9;
+        let server_cpu = t.server;
+        let machine = t.machine.map(|m| {
+            let ours = t.client.total_s() + server_cpu.map(|c| c.total_s()).unwrap_or(0.0);
+            MachineLoad {
+                busy_cores: m.busy_s / wall_s,
+                other_cores: ((m.busy_s - ours) / wall_s).max(0.0),
+                steal_cores: m.steal_s / wall_s,
+            }
+        });
+        let c = &self.c;
+        let mut notes = Vec::new();
+        if let Mode::Open { rate } = cfg.mode {
+            let sent_rate = c.sent as f64 / window_s.max(1e-9);
+            if sent_rate < rate * 0.98 {
+                notes.push(format!("the client sent only {sent_rate:.0} q/s of the {rate:.0} asked: it (or the server's socket) could not keep up"));
+            }
+            if self.max_lag_ns > 5_000_000 {
+                notes.push(format!("the client fell up to {:.1} ms behind schedule (latency is measured from the schedule)", self.max_lag_ns as f64 / 1e6));
+            }
+        }
+        if let (Mode::Closed { .. }, Some(cpu)) = (cfg.mode, server_cpu) {
+            let share = cpu.total_s() / window_s.max(1e-9);
+            if share < 0.90 {
+                notes.push(format!(
+                    "the server was busy only {:.0}% of a core: the maximum rate is bounded by the client or by the number of outstanding queries, not by the server",
+                    share * 100.0
+                ));
+            }
+        }
+        if let Some(m) = machine {
+            if m.other_cores > 0.10 || m.steal_cores > 0.10 {
+                notes.push(format!(
+                    "other work on the machine used {:.2} cores (steal {:.2}) during the run: these numbers are disturbed",
+                    m.other_cores, m.steal_cores
+                ));
+            }
+        }
+        if self.states.iter().any(|s| s.dead) {
+            notes.push("some lanes failed during the run (see stderr)".into());
+        }
+        RunResult {
+            tags: cfg.tags.clone(),
+            target: cfg.target.to_string(),
+            transport: match cfg.transport {
+                Transport::Udp => "udp".into(),
+                Transport::Tcp => "tcp".into(),
+            },
+            mode: match cfg.mode {
+                Mode::Closed { .. } => "closed".into(),
+                Mode::Open { .. } => "open".into(),
+            },
+            outstanding: match cfg.mode {
+                Mode::Closed { outstanding } => Some(outstanding),
+                Mode::Open { .. } => None,
+            },
+            target_qps: match cfg.mode {
+                Mode::Open { rate } => Some(rate),
+                Mode::Closed { .. } => None,
+            },
+            lanes: self.lanes.len() as u64,
+            batch: cfg.batch as u64,
+            pool: self.pool.len() as u64,
+            lenient: cfg.lenient,
+            duration_s: window_s,
+            windows: t.windows,
+            sent: c.sent,
+            answered: c.answered,
+            lost: c.lost,
+            wrong: c.wrong.total(),
+            wrong_detail: c.wrong,
+            truncated: c.truncated,
+            unexpected: c.unexpected,
+            unsent: c.unsent,
+            mean_response_bytes: if c.answered > 0 {
+                c.response_bytes as f64 / c.answered as f64
+            } else {
+                0.0
+            },
+            sent_qps: c.sent as f64 / window_s.max(1e-9),
+            qps: c.answered as f64 / window_s.max(1e-9),
+            loss_ratio: if c.sent > 0 {
+                c.lost as f64 / c.sent as f64
+            } else {
+                0.0
+            },
+            latency_us: Latency::from_histogram(&self.hist),
+            max_lag_us: self.max_lag_ns as f64 / 1000.0,
+            client_cpu: t.client,
+            server_pid: cfg.server_pid,
+            server_cpu: server_cpu.map(|cpu| ServerCpu::from_usage(cpu, window_s, c.answered)),
+            server_mem,
+            machine,
+            server_threads,
+            notes,
+        }
+    }
+}
+
 /// Runs one load test and returns what it measured.
 pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
     net::tighten_timer_slack();
-    let lanes_n = cfg.lanes.clamp(1, 4096);
-    let mut lanes = Vec::with_capacity(lanes_n);
-    for _ in 0..lanes_n {
-        lanes.push(match cfg.transport {
-            Transport::Udp => Lane::Udp(
-                UdpLane::connect(cfg.target, cfg.batch, cfg.gso).context("opening a UDP socket")?,
-            ),
-            Transport::Tcp => Lane::Tcp(
-                TcpLane::connect(cfg.target, Duration::from_secs(3))
-                    .with_context(|| format!("connecting to {} over TCP", cfg.target))?,
-            ),
-        });
-    }
-    let hist = Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3)
-        .context("creating the latency histogram")?;
-    let mut e = Engine {
-        cfg,
-        pool,
-        lanes,
-        states: (0..lanes_n).map(|_| LaneState::new()).collect(),
-        order: VecDeque::with_capacity(1 << 16),
-        hist,
-        c: Counters::default(),
-        outstanding: 0,
-        pool_cursor: 0,
-        lane_cursor: 0,
-        start: Instant::now(),
-        measure_from_ns: 0,
-        measuring: false,
-        sbuf: Vec::with_capacity(cfg.batch * 512),
-        sinfo: Vec::with_capacity(cfg.batch),
-    };
-    let me = std::process::id() as i32;
+    let mut e = Engine::new(cfg, pool)?;
     let warm_ns = cfg.warmup.as_nanos() as u64;
-    let end_ns = warm_ns + cfg.duration.as_nanos() as u64;
-    let timeout_ns = cfg.timeout.as_nanos() as u64;
-    let mut cpu_before = None;
-    // The server's process tree, found once: scanning /proc takes milliseconds, too long to do
-    // at the start of the measured window.
-    let server_tree = match cfg.server_pid {
-        Some(pid) => {
-            Some(procfs::process_tree(pid).with_context(|| format!("--server-pid {pid}"))?)
-        }
-        None => None,
-    };
-    let mut client_before = procfs::Cpu::default();
-    let mut threads_before: Vec<(i32, String, procfs::Cpu)> = Vec::new();
-    let mut machine_before = None;
-    let mut pfds = Vec::with_capacity(lanes_n);
-    let mut scheduled: u64 = 0; // open loop: queries due so far that went out
-    let mut max_lag_ns: u64 = 0;
-    let tty = std::io::stderr().is_terminal();
-    let mut next_progress = 1_000_000_000u64;
-    let mut last = (0u64, 0u64, 0u64);
-    let batch = cfg.batch.max(1);
-
-    loop {
-        let now = e.now_ns();
-        if !e.measuring && now >= warm_ns {
-            e.measuring = true;
-            e.measure_from_ns = now;
-            e.hist.reset();
-            e.c = Counters::default();
-            cpu_before = server_tree.as_deref().map(procfs::cpu_of_pids);
-            threads_before = cfg.server_pid.map(procfs::thread_cpu).unwrap_or_default();
-            client_before = procfs::cpu_of_pids(&[me]);
-            machine_before = procfs::machine_cpu().ok();
-        }
-        let stopped = cfg
-            .stop
-            .as_ref()
-            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed));
-        if now >= end_ns || stopped || !e.lanes_alive() {
-            break;
-        }
-        let mut sent_any = false;
-        match cfg.mode {
-            Mode::Closed { outstanding } => {
-                // Refill in whole batches: one system call per batch is the point of batching.
-                let refill_at = (batch as u64).min(outstanding.div_ceil(2)).max(1);
-                while outstanding - e.outstanding.min(outstanding) >= refill_at {
-                    let want = (outstanding - e.outstanding) as usize;
-                    let k = e.send_batch(want.min(batch), None)?;
-                    if k == 0 {
-                        break;
-                    }
-                    sent_any = true;
-                }
-            }
-            Mode::Open { rate } => {
-                let step = 1e9 / rate;
-                let due = ((now as f64) / step) as u64 + 1;
-                while scheduled < due {
-                    let first = (scheduled as f64 * step) as u64;
-                    let want = ((due - scheduled) as usize).min(batch);
-                    let k = e.send_batch(want, Some((first, step)))?;
-                    if k == 0 {
-                        break;
-                    }
-                    scheduled += k as u64;
-                    sent_any = true;
-                    if e.measuring {
-                        max_lag_ns = max_lag_ns.max(e.now_ns().saturating_sub(first));
-                    }
-                }
-                // Queries more than a timeout behind schedule will never be sent in time:
-                // count them as unsent and move the schedule on.
-                let floor = ((now.saturating_sub(timeout_ns) as f64) / step) as u64;
-                if scheduled < floor {
-                    if e.measuring {
-                        e.c.unsent += floor - scheduled;
-                    }
-                    scheduled = floor;
-                }
-            }
-        }
-        for l in e.lanes.iter_mut() {
-            if let Err(err) = l.flush() {
-                eprintln!("bsf-bench: {err}");
-            }
-        }
-        let got = e.receive();
-        let now = e.now_ns();
-        e.expire(now, timeout_ns);
-        if cfg.progress && e.measuring && now >= next_progress {
-            let secs = (now - e.measure_from_ns) as f64 / 1e9;
-            let dt = 1.0;
-            let line = format!(
-                "[{:6.1}s] sent {:>8.0}/s  answered {:>8.0}/s  lost {}  wrong {}  outstanding {}",
-                secs,
-                (e.c.sent - last.0) as f64 / dt,
-                (e.c.answered - last.1) as f64 / dt,
-                e.c.lost,
-                e.c.wrong.total(),
-                e.outstanding
-            );
-            if tty {
-                eprint!("\r{line}  ");
-            } else {
-                eprintln!("{line}");
-            }
-            last = (e.c.sent, e.c.answered, e.c.lost);
-            next_progress += 1_000_000_000;
-        }
-        if got == 0 && !sent_any {
-            let wait = match cfg.mode {
-                Mode::Closed { .. } => Duration::from_millis(1),
-                Mode::Open { rate } => {
-                    let next_due = ((scheduled as f64 + 1.0) * 1e9 / rate) as u64;
-                    Duration::from_nanos(next_due.saturating_sub(now).min(1_000_000))
-                }
-            };
-            if !wait.is_zero() && !cfg.busy_poll {
-                net::wait_any(&e.lanes, &mut pfds, wait);
-            }
-        }
-    }
-    let window_end = e.now_ns();
-    if cfg.progress && tty {
+    e.load_until(warm_ns)?;
+    e.open_window();
+    e.load_until(warm_ns + cfg.duration.as_nanos() as u64)?;
+    let sent_until = e.now_ns();
+    if cfg.progress && std::io::stderr().is_terminal() {
         eprintln!();
     }
-    // Drain: wait for the answers still due, at most one timeout.
-    let drain_end = window_end + timeout_ns;
-    while e.outstanding > 0 && e.lanes_alive() {
-        for l in e.lanes.iter_mut() {
-            let _ = l.flush();
-        }
-        let got = e.receive();
+    e.drain();
+    e.close_window(sent_until);
+    Ok(e.result())
+}
+
+/// Runs the same load against several servers in turn, a slice of time each, from one
+/// client; returns one result per server, in the order given.
+///
+/// Each server first gets `warmup` of unmeasured load; then the servers take turns, `slice`
+/// each, until each has had `duration` (the order reversed every turn, so that no server
+/// always follows the same one). A slice ends with a drain: its queries are answered (or
+/// lost) and the server's CPU read before the next server's slice opens, so each result
+/// holds only its own server's work. Why: on a shared machine the cost of the same work
+/// drifts by 10-30% over seconds; servers measured seconds apart are measured on different
+/// machines, while slices a fraction of a second long, interleaved, sample the same drift.
+pub fn run_interleaved(
+    cfgs: &[LoadConfig],
+    pool: &Pool,
+    slice: Duration,
+) -> Result<Vec<RunResult>> {
+    let Some(first) = cfgs.first() else {
+        return Ok(Vec::new());
+    };
+    net::tighten_timer_slack();
+    let mut engines = cfgs
+        .iter()
+        .map(|cfg| {
+            Engine::new(cfg, pool).with_context(|| format!("opening lanes to {}", cfg.target))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for e in &mut engines {
         let now = e.now_ns();
-        if now >= drain_end {
-            e.expire(u64::MAX, 0);
-            break;
-        }
-        e.expire(now, timeout_ns);
-        if got == 0 {
-            net::wait_any(&e.lanes, &mut pfds, Duration::from_millis(1));
-        }
+        e.restart_schedule(now);
+        e.load_until(now + e.cfg.warmup.as_nanos() as u64)?;
+        e.drain();
     }
-    // Lanes that died leave queries outstanding: they are lost.
-    e.expire(u64::MAX, 0);
-    let server_cpu = match (&server_tree, cpu_before) {
-        (Some(tree), Some(before)) => Some(procfs::cpu_of_pids(tree).since(&before)),
-        _ => None,
-    };
-    let mut server_threads: Vec<ThreadCpu> = match cfg.server_pid {
-        Some(pid) => procfs::thread_cpu(pid)
-            .into_iter()
-            .map(|(tid, name, after)| {
-                let before = threads_before
-                    .iter()
-                    .find(|t| t.0 == tid)
-                    .map(|t| t.2)
-                    .unwrap_or_default();
-                ThreadCpu {
-                    tid,
-                    name,
-                    cpu_s: after.since(&before).total_s(),
-                }
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let threads_total: f64 = server_threads.iter().map(|t| t.cpu_s).sum();
-    server_threads.retain(|t| t.cpu_s > threads_total * 0.01 && t.cpu_s > 0.0);
-    server_threads.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s));
-    let server_mem = match cfg.server_pid {
-        Some(pid) => procfs::mem_of_tree(pid).ok(),
-        None => None,
-    };
-    let client_cpu = procfs::cpu_of_pids(&[me]).since(&client_before);
-    let machine_used = match (machine_before, procfs::machine_cpu().ok()) {
-        (Some(b), Some(a)) => Some(a.since(&b)),
-        _ => None,
-    };
-    let wall_s = (e.now_ns().saturating_sub(e.measure_from_ns) as f64 / 1e9).max(1e-9);
-    let window_s = window_end.saturating_sub(e.measure_from_ns) as f64 / 1e9;
-    let machine = machine_used.map(|m| {
-        let ours = client_cpu.total_s() + server_cpu.map(|c| c.total_s()).unwrap_or(0.0);
-        MachineLoad {
-            busy_cores: m.busy_s / wall_s,
-            other_cores: ((m.busy_s - ours) / wall_s).max(0.0),
-            steal_cores: m.steal_s / wall_s,
-        }
-    });
-    let c = &e.c;
-    let mut notes = Vec::new();
-    if let Mode::Open { rate } = cfg.mode {
-        let sent_rate = c.sent as f64 / window_s.max(1e-9);
-        if sent_rate < rate * 0.98 {
-            notes.push(format!("the client sent only {sent_rate:.0} q/s of the {rate:.0} asked: it (or the server's socket) could not keep up"));
-        }
-        if max_lag_ns > 5_000_000 {
-            notes.push(format!("the client fell up to {:.1} ms behind schedule (latency is measured from the schedule)", max_lag_ns as f64 / 1e6));
-        }
-    }
-    if let (Mode::Closed { .. }, Some(cpu)) = (cfg.mode, server_cpu) {
-        let share = cpu.total_s() / window_s.max(1e-9);
-        if share < 0.90 {
-            notes.push(format!(
-                "the server was busy only {:.0}% of a core: the maximum rate is bounded by the client or by the number of outstanding queries, not by the server",
-                share * 100.0
-            ));
-        }
-    }
-    if let Some(m) = machine {
-        if m.other_cores > 0.10 || m.steal_cores > 0.10 {
-            notes.push(format!(
-                "other work on the machine used {:.2} cores (steal {:.2}) during the run: these numbers are disturbed",
-                m.other_cores, m.steal_cores
-            ));
-        }
-    }
-    if e.states.iter().any(|s| s.dead) {
-        notes.push("some lanes failed during the run (see stderr)".into());
-    }
-    Ok(RunResult {
-        tags: cfg.tags.clone(),
-        target: cfg.target.to_string(),
-        transport: match cfg.transport {
-            Transport::Udp => "udp".into(),
-            Transport::Tcp => "tcp".into(),
-        },
-        mode: match cfg.mode {
-            Mode::Closed { .. } => "closed".into(),
-            Mode::Open { .. } => "open".into(),
-        },
-        outstanding: match cfg.mode {
-            Mode::Closed { outstanding } => Some(outstanding),
-            Mode::Open { .. } => None,
-        },
-        target_qps: match cfg.mode {
-            Mode::Open { rate } => Some(rate),
-            Mode::Closed { .. } => None,
-        },
-        lanes: lanes_n as u64,
-        batch: cfg.batch as u64,
-        pool: pool.len() as u64,
-        lenient: cfg.lenient,
-        duration_s: window_s,
-        sent: c.sent,
-        answered: c.answered,
-        lost: c.lost,
-        wrong: c.wrong.total(),
-        wrong_detail: c.wrong,
-        truncated: c.truncated,
-        unexpected: c.unexpected,
-        unsent: c.unsent,
-        mean_response_bytes: if c.answered > 0 {
-            c.response_bytes as f64 / c.answered as f64
+    let duration_ns = first.duration.as_nanos().max(1) as u64;
+    let slice_ns = slice.as_nanos().clamp(1_000_000, u128::from(duration_ns)) as u64;
+    let turns = duration_ns.div_ceil(slice_ns);
+    // Equal slices that add up to the duration.
+    let slice_ns = duration_ns / turns;
+    for turn in 0..turns {
+        let order: Vec<usize> = if turn % 2 == 0 {
+            (0..engines.len()).collect()
         } else {
-            0.0
-        },
-        sent_qps: c.sent as f64 / window_s.max(1e-9),
-        qps: c.answered as f64 / window_s.max(1e-9),
-        loss_ratio: if c.sent > 0 {
-            c.lost as f64 / c.sent as f64
-        } else {
-            0.0
-        },
-        latency_us: Latency::from_histogram(&e.hist),
-        max_lag_us: max_lag_ns as f64 / 1000.0,
-        client_cpu,
-        server_pid: cfg.server_pid,
-        server_cpu: server_cpu.map(|cpu| ServerCpu::from_usage(cpu, window_s, c.answered)),
-        server_mem,
-        machine,
-        server_threads,
-        notes,
-    })
+            (0..engines.len()).rev().collect()
+        };
+        for i in order {
+            let e = &mut engines[i];
+            if e.stopped() || !e.lanes_alive() {
+                continue;
+            }
+            e.open_window();
+            let now = e.now_ns();
+            e.restart_schedule(now);
+            e.load_until(now + slice_ns)?;
+            let sent_until = e.now_ns();
+            e.drain();
+            e.close_window(sent_until);
+        }
+    }
+    Ok(engines.into_iter().map(Engine::result).collect())
 }
 
 #[cfg(test)]
@@ -709,6 +884,58 @@ mod tests {
         assert!((r.sent as f64 - 1500.0).abs() < 150.0, "{}", r.table());
         assert_eq!(r.wrong, 0, "{}", r.table());
         assert_eq!(r.lost, 0, "{}", r.table());
+    }
+
+    #[test]
+    fn interleaved_servers_take_turns_and_each_gets_the_whole_duration() {
+        let (a, b) = (floor(), floor());
+        let mut cfgs = Vec::new();
+        for (name, target) in [("a", a), ("b", b)] {
+            let mut cfg = config(target, Mode::Closed { outstanding: 16 }, true);
+            cfg.duration = Duration::from_millis(400);
+            cfg.tags.insert("server".into(), name.into());
+            cfgs.push(cfg);
+        }
+        let results = run_interleaved(&cfgs, &pool(), Duration::from_millis(100)).unwrap();
+        assert_eq!(results.len(), 2);
+        for (r, name) in results.iter().zip(["a", "b"]) {
+            assert_eq!(r.tags["server"], name, "results in the order given");
+            assert_eq!(r.windows, 4, "{}", r.table());
+            // Four slices of 100 ms of sending each (the drains are not in the window).
+            assert!(
+                (0.39..0.5).contains(&r.duration_s),
+                "{} s: {}",
+                r.duration_s,
+                r.table()
+            );
+            assert!(r.answered > 100, "{}", r.table());
+            assert_eq!(r.sent, r.answered, "{}", r.table());
+            assert_eq!(r.lost + r.wrong + r.unexpected, 0, "{}", r.table());
+            assert!(r.server_cpu.is_some(), "{}", r.table());
+        }
+        assert_eq!(results[0].target, a.to_string());
+        assert_eq!(results[1].target, b.to_string());
+    }
+
+    #[test]
+    fn interleaved_open_loop_starts_each_slice_on_schedule() {
+        // Each server's schedule starts afresh with its slice: the time the other server had
+        // is neither sent in a burst nor counted unsent.
+        let (a, b) = (floor(), floor());
+        let cfgs: Vec<LoadConfig> = [a, b]
+            .into_iter()
+            .map(|target| {
+                let mut cfg = config(target, Mode::Open { rate: 5000.0 }, true);
+                cfg.duration = Duration::from_millis(400);
+                cfg
+            })
+            .collect();
+        let results = run_interleaved(&cfgs, &pool(), Duration::from_millis(100)).unwrap();
+        for r in &results {
+            assert!((r.sent as f64 - 2000.0).abs() < 200.0, "{}", r.table());
+            assert_eq!(r.unsent + r.lost + r.wrong, 0, "{}", r.table());
+            assert!(r.max_lag_us < 50_000.0, "{}", r.table());
+        }
     }
 
     /// A TCP responder for tests: echoes each length-prefixed query with QR and AA set.

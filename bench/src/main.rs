@@ -23,6 +23,9 @@ struct Cli {
 enum Cmd {
     /// Send load to a DNS server (closed loop by default; --rate for open loop) and report.
     Run(RunArgs),
+    /// Send the same load to several servers in turn, in short slices, and report each
+    /// (for comparisons on a machine whose speed drifts: every server samples the same drift).
+    Interleave(InterleaveArgs),
     /// Write operator templates (one per PLMN) and a names file for the load generator.
     GenZones(GenArgs),
     /// Write a query file drawn from a names file (add --dnsperf for dnsperf's format).
@@ -121,11 +124,23 @@ impl QuerySource {
     }
 }
 
-#[derive(Args, Clone)]
-struct LoadArgs {
+/// The one server a run measures.
+#[derive(Args, Clone, Debug, PartialEq)]
+struct TargetArgs {
     /// Server address (loopback).
     #[arg(long, default_value = "127.0.0.1:1053")]
     target: SocketAddr,
+    /// Measure this server process (and its children): CPU per answered query, memory.
+    #[arg(long)]
+    server_pid: Option<i32>,
+    /// Check only ID, QR and question (for bsf-floor, which echoes queries).
+    #[arg(long)]
+    lenient: bool,
+}
+
+/// The load: queries, pacing, lanes, timeouts, labels.
+#[derive(Args, Clone)]
+struct LoadArgs {
     #[command(flatten)]
     source: QuerySource,
     /// Use TCP (pipelined, one connection per lane) instead of UDP.
@@ -153,12 +168,6 @@ struct LoadArgs {
     /// Seconds after which an unanswered query is lost.
     #[arg(long, default_value_t = 1.0)]
     timeout: f64,
-    /// Check only ID, QR and question (for bsf-floor, which echoes queries).
-    #[arg(long)]
-    lenient: bool,
-    /// Measure this server process (and its children): CPU per answered query, memory.
-    #[arg(long)]
-    server_pid: Option<i32>,
     /// Label the result (repeatable): --tag server=nsd --tag round=2.
     #[arg(long = "tag", value_parser = parse_tag)]
     tags: Vec<(String, String)>,
@@ -197,7 +206,7 @@ fn secs(v: f64, what: &str) -> Result<Duration> {
 }
 
 impl LoadArgs {
-    fn build(&self) -> Result<(LoadConfig, Pool)> {
+    fn build(&self, server: &TargetArgs) -> Result<(LoadConfig, Pool)> {
         let mode = match self.rate {
             Some(r) if r > 0.0 && r.is_finite() => Mode::Open { rate: r },
             Some(r) => bail!("--rate must be positive, not {r}"),
@@ -223,7 +232,7 @@ impl LoadArgs {
             pool.group_runs(self.batch.clamp(1, 64), self.source.seed);
         }
         let cfg = LoadConfig {
-            target: self.target,
+            target: server.target,
             transport: if self.tcp {
                 Transport::Tcp
             } else {
@@ -235,10 +244,10 @@ impl LoadArgs {
             lanes: self.lanes.max(1),
             batch: self.batch.clamp(1, 1024),
             timeout: secs(self.timeout, "--timeout")?,
-            lenient: self.lenient,
+            lenient: server.lenient,
             gso,
             busy_poll: !self.no_busy_poll,
-            server_pid: self.server_pid,
+            server_pid: server.server_pid,
             progress: !self.quiet,
             tags: self.tags.iter().cloned().collect::<BTreeMap<_, _>>(),
             stop: None,
@@ -276,9 +285,77 @@ impl Output {
 #[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
+    server: TargetArgs,
+    #[command(flatten)]
     load: LoadArgs,
     #[command(flatten)]
     output: Output,
+}
+
+#[derive(Args)]
+struct InterleaveArgs {
+    /// A server to load (repeat, two or more):
+    /// `name=NAME,target=ADDR:PORT[,pid=PID][,lenient][,tag.KEY=VALUE...]`. NAME tags the
+    /// result as `server=NAME` (unless a `tag.server=` says otherwise), PID is measured as
+    /// --server-pid is by `run`, `lenient` checks the answers as --lenient does, and `tag.`
+    /// items add labels to this server's result only.
+    #[arg(long = "server", value_parser = parse_server, required = true)]
+    servers: Vec<ServerSpec>,
+    /// Seconds of load per slice; each server gets --duration in all, in slices this long.
+    #[arg(long, default_value_t = 0.1)]
+    slice: f64,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Print the results as a JSON array instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Also write each server's result as JSON to this path, `{server}` replaced by its name.
+    #[arg(long)]
+    out: Option<String>,
+}
+
+/// One server of `bsf-bench interleave`.
+#[derive(Clone, Debug, PartialEq)]
+struct ServerSpec {
+    name: String,
+    target: TargetArgs,
+    tags: Vec<(String, String)>,
+}
+
+fn parse_server(s: &str) -> Result<ServerSpec, String> {
+    let (mut name, mut target, mut pid, mut lenient) = (None, None, None, false);
+    let mut tags = Vec::new();
+    for part in s.split(',') {
+        if let Some(tag) = part.strip_prefix("tag.") {
+            tags.push(parse_tag(tag)?);
+            continue;
+        }
+        match part.split_once('=') {
+            Some(("name", v)) if !v.is_empty() => name = Some(v.to_string()),
+            Some(("target", v)) => {
+                target = Some(v.parse().map_err(|e| format!("target {v:?}: {e}"))?)
+            }
+            Some(("pid", v)) => pid = Some(v.parse().map_err(|e| format!("pid {v:?}: {e}"))?),
+            None if part == "lenient" => lenient = true,
+            _ => {
+                return Err(format!(
+                "{part:?}: expected name=NAME, target=ADDR:PORT, pid=PID, lenient or tag.KEY=VALUE"
+            ))
+            }
+        }
+    }
+    match (name, target) {
+        (Some(name), Some(target)) => Ok(ServerSpec {
+            name,
+            target: TargetArgs {
+                target,
+                server_pid: pid,
+                lenient,
+            },
+            tags,
+        }),
+        _ => Err(format!("{s:?}: name= and target= are required")),
+    }
 }
 
 #[derive(Args)]
@@ -361,6 +438,8 @@ struct WaitArgs {
 #[derive(Args)]
 struct ReloadArgs {
     #[command(flatten)]
+    server: TargetArgs,
+    #[command(flatten)]
     load: LoadArgs,
     /// Template to rewrite (its first IPv4 address is replaced).
     #[arg(long)]
@@ -404,10 +483,11 @@ fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run(a) => {
-            let (cfg, pool) = a.load.build()?;
+            let (cfg, pool) = a.load.build(&a.server)?;
             let r = load::run(&cfg, &pool)?;
             a.output.emit(&r, || r.table())?;
         }
+        Cmd::Interleave(a) => interleave(&a)?,
         Cmd::GenZones(a) => {
             let names = a.names.clone().unwrap_or_else(|| {
                 let mut p = a.out.clone().into_os_string();
@@ -464,7 +544,7 @@ fn real_main() -> Result<ExitCode> {
             })?;
         }
         Cmd::Reload(a) => {
-            let (load, pool) = a.load.build()?;
+            let (load, pool) = a.load.build(&a.server)?;
             let cfg = probe::ReloadConfig {
                 load,
                 file: a.file,
@@ -552,12 +632,94 @@ fn real_main() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn interleave(a: &InterleaveArgs) -> Result<()> {
+    if a.servers.len() < 2 {
+        bail!("give two or more --server (one server is what `run` is for)");
+    }
+    for (i, s) in a.servers.iter().enumerate() {
+        if a.servers[..i].iter().any(|o| o.name == s.name) {
+            bail!("two servers named {:?}", s.name);
+        }
+    }
+    if let Some(out) = &a.out {
+        if !out.contains("{server}") {
+            bail!("--out {out:?} must contain {{server}}: one file is written per server");
+        }
+    }
+    let slice = secs(a.slice, "--slice")?;
+    if slice < Duration::from_millis(10) {
+        bail!("--slice must be at least 0.01 s");
+    }
+    let mut cfgs = Vec::with_capacity(a.servers.len());
+    let mut pool = None;
+    for s in &a.servers {
+        let (mut cfg, p) = a.load.build(&s.target)?;
+        cfg.progress = false;
+        cfg.tags.insert("server".into(), s.name.clone());
+        cfg.tags.extend(s.tags.iter().cloned());
+        cfgs.push(cfg);
+        // The same file and seed give every server the same queries: keep one pool.
+        pool.get_or_insert(p);
+    }
+    let Some(pool) = pool else {
+        bail!("no servers");
+    };
+    let results = load::run_interleaved(&cfgs, &pool, slice)?;
+    for (s, r) in a.servers.iter().zip(&results) {
+        if let Some(out) = &a.out {
+            let path = out.replace("{server}", &s.name);
+            std::fs::write(&path, format!("{}\n", serde_json::to_string_pretty(r)?))
+                .with_context(|| format!("writing {path}"))?;
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        for r in &results {
+            println!("{}", r.table());
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bsf-bench: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_items_of_interleave() {
+        let s =
+            parse_server("name=floor,target=127.0.0.1:5399,pid=42,lenient,tag.scenario=x").unwrap();
+        assert_eq!(s.name, "floor");
+        assert_eq!(s.target.target, "127.0.0.1:5399".parse().unwrap());
+        assert_eq!(s.target.server_pid, Some(42));
+        assert!(s.target.lenient);
+        assert_eq!(s.tags, vec![("scenario".to_string(), "x".to_string())]);
+        let plain = parse_server("target=[::1]:53,name=b").unwrap();
+        assert_eq!(
+            (plain.target.server_pid, plain.target.lenient),
+            (None, false)
+        );
+        for bad in [
+            "name=a",
+            "target=127.0.0.1:53",
+            "name=,target=127.0.0.1:53",
+            "name=a,target=localhost",
+            "name=a,target=127.0.0.1:53,pid=x",
+            "name=a,target=127.0.0.1:53,fast",
+            "name=a,target=127.0.0.1:53,tag.novalue",
+        ] {
+            assert!(parse_server(bad).is_err(), "{bad} accepted");
         }
     }
 }

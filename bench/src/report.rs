@@ -330,9 +330,10 @@ fn verdict(target: &str, measured: String, pass: Option<bool>) -> Verdict {
 }
 
 /// A ratio target judged round by round: each round's bsf-dns value over the reference's value
-/// in the same round. The servers of a round run one after the other within seconds, so what
-/// the machine does on a scale of minutes (other tenants, the host's clock) cancels out of
-/// each round's ratio; the median of those ratios is the verdict, and the spread is shown.
+/// in the same round. The servers of a round take turns in slices of a tenth of a second
+/// (`bsf-bench interleave`), so what the machine does over seconds and minutes (other
+/// tenants, the host's clock) weighs on each of them alike and cancels out of the round's
+/// ratio; the median of those ratios is the verdict, and the spread is shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Paired {
     median: f64,
@@ -410,6 +411,12 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
         .map(|s| res.rounds("max", s.0))
         .max()
         .unwrap_or(0);
+    // Interleaved rounds (several windows a run): how long each turn was.
+    let turn_s = res
+        .runs
+        .iter()
+        .find(|r| r.windows > 1)
+        .map(|r| r.duration_s / r.windows as f64);
 
     let mut rows: Vec<Row> = Vec::new();
     let mut push = |label: String, vals: [Option<f64>; 4], prec: usize, ratios: bool| {
@@ -635,9 +642,13 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
     for (k, v) in &res.meta {
         let _ = writeln!(out, "- {k}: {v}");
     }
+    let how = match turn_s {
+        Some(t) => format!("servers taking turns of {t:.2} s within each round"),
+        None => "alternating servers".into(),
+    };
     let _ = writeln!(
         out,
-        "- rounds per server and scenario: {rounds} (alternating servers); numbers are medians\n"
+        "- rounds per server and scenario: {rounds} ({how}); numbers are medians\n"
     );
     out.push_str(&markdown(&header, &table));
 

@@ -125,6 +125,10 @@ pub struct ThreadCpu {
     pub cpu_s: f64,
 }
 
+fn one_window() -> u64 {
+    1
+}
+
 /// Everything one `bsf-bench run` measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -140,8 +144,12 @@ pub struct RunResult {
     pub batch: u64,
     pub pool: u64,
     pub lenient: bool,
-    /// Length of the measured window (warm-up excluded), seconds.
+    /// Length of the measured window (warm-up excluded), seconds; interleaved runs: of all the
+    /// slices together.
     pub duration_s: f64,
+    /// Measured windows: 1 for a plain run, one per slice for `bsf-bench interleave`.
+    #[serde(default = "one_window")]
+    pub windows: u64,
     pub sent: u64,
     pub answered: u64,
     pub lost: u64,
@@ -194,7 +202,15 @@ impl RunResult {
             let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(s, "tags        {}", tags.join(" "));
         }
-        let _ = writeln!(s, "duration    {:.2} s measured", self.duration_s);
+        if self.windows > 1 {
+            let _ = writeln!(
+                s,
+                "duration    {:.2} s measured, in {} slices",
+                self.duration_s, self.windows
+            );
+        } else {
+            let _ = writeln!(s, "duration    {:.2} s measured", self.duration_s);
+        }
         let _ = writeln!(
             s,
             "queries     sent {}  answered {}  lost {} ({:.4}%)",

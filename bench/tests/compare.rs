@@ -206,6 +206,11 @@ fn compare_runs_every_scenario_and_stops_every_server() {
         for server in SERVERS {
             let run = read_json(&out.join(format!("{scenario}-{server}-r1.json")));
             assert!(count(&run, "answered") > 0, "{scenario} {server}: {run}");
+            // Measured in turns of 0.1 s with the other servers (bsf-bench interleave).
+            assert_eq!(count(&run, "windows"), 10, "{scenario} {server}: {run}");
+            assert_eq!(run["tags"]["server"], server, "{run}");
+            assert_eq!(run["tags"]["scenario"], scenario, "{run}");
+            assert_eq!(run["tags"]["round"], "1", "{run}");
             if server != "floor" {
                 assert_eq!(count(&run, "wrong"), 0, "{scenario} {server}: {run}");
             }
@@ -224,6 +229,13 @@ fn compare_runs_every_scenario_and_stops_every_server() {
     for threads in ["t1", "t2"] {
         let run = read_json(&out.join(format!("cores2-{threads}-bsf-dns-r1.json")));
         assert!(count(&run, "answered") > 0, "{threads}: {run}");
+        assert_eq!(count(&run, "windows"), 10, "{threads}: {run}");
+        assert_eq!(run["tags"]["server"], "bsf-dns", "{run}");
+        assert_eq!(
+            run["tags"]["scenario"],
+            format!("cores2-{threads}"),
+            "{run}"
+        );
         assert_eq!(count(&run, "wrong"), 0, "{threads}: {run}");
     }
 
