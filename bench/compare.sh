@@ -346,7 +346,7 @@ run_round() {
             specs+=(--server "$(spec "$k")")
         done
         client "$BENCH" interleave "${specs[@]}" --slice "$SLICE" --names "$WORK/main.names" \
-            --duration "$DURATION" --tag "round=$r" --out "$out" "$@" > /dev/null
+            --duration "$DURATION" --quiet --tag "round=$r" --out "$out" "$@" > /dev/null
         bad=0
         for k in "${keys[@]}"; do
             f="${out//\{server\}/$k}"

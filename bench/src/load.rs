@@ -740,6 +740,39 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
     Ok(e.result())
 }
 
+/// One progress line of [`run_interleaved`].
+fn interleaved_progress(engines: &[Engine], duration_ns: u64, tty: bool) {
+    let measured = engines.first().map_or(0, |e| e.totals.window_ns);
+    let parts: Vec<String> = engines
+        .iter()
+        .map(|e| {
+            let secs = (e.totals.window_ns as f64 / 1e9).max(1e-9);
+            let name = e
+                .cfg
+                .tags
+                .get("server")
+                .map_or(e.cfg.target.to_string(), Clone::clone);
+            format!(
+                "{name} {:.0}/s lost {} wrong {}",
+                e.c.answered as f64 / secs,
+                e.c.lost,
+                e.c.wrong.total()
+            )
+        })
+        .collect();
+    let line = format!(
+        "[{:5.1} of {:.1} s each] {}",
+        measured as f64 / 1e9,
+        duration_ns as f64 / 1e9,
+        parts.join(" | ")
+    );
+    if tty {
+        eprint!("\r{line}  ");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 /// Runs the same load against several servers in turn, a slice of time each, from one
 /// client; returns one result per server, in the order given.
 ///
@@ -750,10 +783,15 @@ pub fn run(cfg: &LoadConfig, pool: &Pool) -> Result<RunResult> {
 /// holds only its own server's work. Why: on a shared machine the cost of the same work
 /// drifts by 10-30% over seconds; servers measured seconds apart are measured on different
 /// machines, while slices a fraction of a second long, interleaved, sample the same drift.
+///
+/// `progress`: a line on stderr about once a second (each server's measured seconds, answers
+/// per second and losses so far); the configurations' own `progress` should be off, as their
+/// lines would describe single slices.
 pub fn run_interleaved(
     cfgs: &[LoadConfig],
     pool: &Pool,
     slice: Duration,
+    progress: bool,
 ) -> Result<Vec<RunResult>> {
     let Some(first) = cfgs.first() else {
         return Ok(Vec::new());
@@ -776,6 +814,9 @@ pub fn run_interleaved(
     let turns = duration_ns.div_ceil(slice_ns);
     // Equal slices that add up to the duration.
     let slice_ns = duration_ns / turns;
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut next_line = Duration::from_secs(1);
     for turn in 0..turns {
         let order: Vec<usize> = if turn % 2 == 0 {
             (0..engines.len()).collect()
@@ -795,6 +836,13 @@ pub fn run_interleaved(
             e.drain();
             e.close_window(sent_until);
         }
+        if progress && (started.elapsed() >= next_line || turn + 1 == turns) {
+            next_line += Duration::from_secs(1);
+            interleaved_progress(&engines, duration_ns, tty);
+        }
+    }
+    if progress && tty {
+        eprintln!();
     }
     Ok(engines.into_iter().map(Engine::result).collect())
 }
@@ -896,7 +944,7 @@ mod tests {
             cfg.tags.insert("server".into(), name.into());
             cfgs.push(cfg);
         }
-        let results = run_interleaved(&cfgs, &pool(), Duration::from_millis(100)).unwrap();
+        let results = run_interleaved(&cfgs, &pool(), Duration::from_millis(100), false).unwrap();
         assert_eq!(results.len(), 2);
         for (r, name) in results.iter().zip(["a", "b"]) {
             assert_eq!(r.tags["server"], name, "results in the order given");
@@ -930,7 +978,7 @@ mod tests {
                 cfg
             })
             .collect();
-        let results = run_interleaved(&cfgs, &pool(), Duration::from_millis(100)).unwrap();
+        let results = run_interleaved(&cfgs, &pool(), Duration::from_millis(100), true).unwrap();
         for r in &results {
             assert!((r.sent as f64 - 2000.0).abs() < 200.0, "{}", r.table());
             assert_eq!(r.unsent + r.lost + r.wrong, 0, "{}", r.table());

@@ -654,6 +654,7 @@ fn interleave(a: &InterleaveArgs) -> Result<()> {
     let mut pool = None;
     for s in &a.servers {
         let (mut cfg, p) = a.load.build(&s.target)?;
+        // One progress line for all servers (run_interleaved's), none per slice.
         cfg.progress = false;
         cfg.tags.insert("server".into(), s.name.clone());
         cfg.tags.extend(s.tags.iter().cloned());
@@ -664,7 +665,7 @@ fn interleave(a: &InterleaveArgs) -> Result<()> {
     let Some(pool) = pool else {
         bail!("no servers");
     };
-    let results = load::run_interleaved(&cfgs, &pool, slice)?;
+    let results = load::run_interleaved(&cfgs, &pool, slice, !a.load.quiet)?;
     for (s, r) in a.servers.iter().zip(&results) {
         if let Some(out) = &a.out {
             let path = out.replace("{server}", &s.name);
