@@ -9,7 +9,10 @@
 //! server cannot hide queueing delay (no coordinated omission).
 //!
 //! The server's CPU is read from `/proc` when the measured window opens and after the last
-//! response (or timeout) of the queries sent in it.
+//! response (or timeout) of the queries sent in it. [`run_interleaved`] gives several servers
+//! turns of a fraction of a second from one client, each turn a window of its own, and sums
+//! each server's windows: on a machine whose speed drifts, every server then samples the same
+//! drift.
 
 use crate::mix::Pool;
 use crate::net::{self, Lane, TcpLane, UdpLane};
