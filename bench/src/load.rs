@@ -441,10 +441,11 @@ impl<'a> Engine<'a> {
         let Some(open) = self.opening.take() else {
             return;
         };
+        let closed_at = self.now_ns();
         let t = &mut self.totals;
         t.windows += 1;
         t.window_ns += sent_until.saturating_sub(open.at_ns);
-        t.wall_ns += self.start.elapsed().as_nanos() as u64 - open.at_ns;
+        t.wall_ns += closed_at.saturating_sub(open.at_ns);
         if let (Some(tree), Some(before)) = (&self.server_tree, open.server) {
             let used = procfs::cpu_of_pids(tree).since(&before);
             let sum = t.server.get_or_insert_with(procfs::Cpu::default);

@@ -206,7 +206,35 @@ fn secs(v: f64, what: &str) -> Result<Duration> {
 }
 
 impl LoadArgs {
+    /// The run's configuration against `server`, and its queries.
     fn build(&self, server: &TargetArgs) -> Result<(LoadConfig, Pool)> {
+        Ok((self.config(server)?, self.pool()?))
+    }
+
+    /// UDP GSO only where there are datagrams.
+    fn gso(&self) -> bool {
+        self.gso && !self.tcp
+    }
+
+    /// The queries, encoded once: the same for every server a run loads.
+    fn pool(&self) -> Result<Pool> {
+        let specs = self.source.specs()?;
+        // COOKIE (option 10), 8 bytes of client cookie.
+        let cookie: &[u8] = &[0, 10, 0, 8, 0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+        let options = if self.cookie { cookie } else { &[] };
+        let mut pool = Pool::build(
+            &specs,
+            if self.no_edns { None } else { Some(1232) },
+            options,
+        )?;
+        if self.gso() {
+            pool.group_runs(self.batch.clamp(1, 64), self.source.seed);
+        }
+        Ok(pool)
+    }
+
+    /// How the load is paced and measured against `server`.
+    fn config(&self, server: &TargetArgs) -> Result<LoadConfig> {
         let mode = match self.rate {
             Some(r) if r > 0.0 && r.is_finite() => Mode::Open { rate: r },
             Some(r) => bail!("--rate must be positive, not {r}"),
@@ -218,20 +246,7 @@ impl LoadArgs {
         if self.duration <= 0.0 {
             bail!("--duration must be positive");
         }
-        let specs = self.source.specs()?;
-        // COOKIE (option 10), 8 bytes of client cookie.
-        let cookie: &[u8] = &[0, 10, 0, 8, 0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
-        let options = if self.cookie { cookie } else { &[] };
-        let mut pool = Pool::build(
-            &specs,
-            if self.no_edns { None } else { Some(1232) },
-            options,
-        )?;
-        let gso = self.gso && !self.tcp;
-        if gso {
-            pool.group_runs(self.batch.clamp(1, 64), self.source.seed);
-        }
-        let cfg = LoadConfig {
+        Ok(LoadConfig {
             target: server.target,
             transport: if self.tcp {
                 Transport::Tcp
@@ -245,14 +260,13 @@ impl LoadArgs {
             batch: self.batch.clamp(1, 1024),
             timeout: secs(self.timeout, "--timeout")?,
             lenient: server.lenient,
-            gso,
+            gso: self.gso(),
             busy_poll: !self.no_busy_poll,
             server_pid: server.server_pid,
             progress: !self.quiet,
             tags: self.tags.iter().cloned().collect::<BTreeMap<_, _>>(),
             stop: None,
-        };
-        Ok((cfg, pool))
+        })
     }
 }
 
@@ -651,20 +665,15 @@ fn interleave(a: &InterleaveArgs) -> Result<()> {
         bail!("--slice must be at least 0.01 s");
     }
     let mut cfgs = Vec::with_capacity(a.servers.len());
-    let mut pool = None;
     for s in &a.servers {
-        let (mut cfg, p) = a.load.build(&s.target)?;
+        let mut cfg = a.load.config(&s.target)?;
         // One progress line for all servers (run_interleaved's), none per slice.
         cfg.progress = false;
         cfg.tags.insert("server".into(), s.name.clone());
         cfg.tags.extend(s.tags.iter().cloned());
         cfgs.push(cfg);
-        // The same file and seed give every server the same queries: keep one pool.
-        pool.get_or_insert(p);
     }
-    let Some(pool) = pool else {
-        bail!("no servers");
-    };
+    let pool = a.load.pool()?;
     let results = load::run_interleaved(&cfgs, &pool, slice, !a.load.quiet)?;
     for (s, r) in a.servers.iter().zip(&results) {
         if let Some(out) = &a.out {

@@ -21,7 +21,12 @@ mod pktinfo;
 mod privileges;
 pub mod stats;
 mod tcp;
-pub(crate) mod udp;
+mod udp;
+
+/// The size of the UDP path's receive buffers, for the fast path's tests (which answer over a
+/// query in a buffer like them).
+#[cfg(test)]
+pub(crate) use udp::RECV_BUFFER;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -251,7 +251,7 @@ fn bare_opt(packet: &[u8], question_end: usize) -> Option<(u16, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::udp::RECV_BUFFER;
+    use crate::server::RECV_BUFFER;
     use crate::wire::query::{scan_question_name, FLAG_CD, FLAG_RD};
     use crate::wire::Responder;
     use crate::zone::{wire_key, Transport};
