@@ -794,12 +794,11 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
     // cannot show scaling; what can be checked is that the work spreads over both threads and
     // that per-core capacity holds (no contention), i.e. two free cores would give ~2×.
     let cap = |sc: &str| res.med(sc, "bsf-dns", |r| r.server_cpu.map(|c| c.capacity_qps));
+    // A run whose threads were measured but where only one did any work (all the client's
+    // source ports hashed to one socket, say) did not spread: a share of 0, not "not measured".
     let second = res.med("cores2-t2", "bsf-dns", |r| {
         let total: f64 = r.server_threads.iter().map(|t| t.cpu_s).sum();
-        r.server_threads
-            .get(1)
-            .filter(|_| total > 0.0)
-            .map(|t| t.cpu_s / total)
+        (total > 0.0).then(|| r.server_threads.get(1).map_or(0.0, |t| t.cpu_s / total))
     });
     match (cap("cores2-t1"), cap("cores2-t2"), second) {
         (Some(c1), Some(c2), Some(sh)) => verdicts.push(verdict(
@@ -1016,6 +1015,40 @@ mod tests {
             .find(|v| v.target.contains("better of NSD") && v.target.contains("q/s"))
             .unwrap();
         assert_eq!(peers.pass, None);
+    }
+
+    #[test]
+    fn two_threads_where_one_did_all_the_work_did_not_spread() {
+        let threads = |cpu: &[f64]| -> Vec<crate::results::ThreadCpu> {
+            cpu.iter()
+                .enumerate()
+                .map(|(i, &cpu_s)| crate::results::ThreadCpu {
+                    tid: i as i32,
+                    name: format!("udp-{i}"),
+                    cpu_s,
+                })
+                .collect()
+        };
+        let verdict_with = |second: &[f64]| {
+            let mut res = Results::default();
+            let one = run("bsf-dns", "cores2-t1", 300_000.0, 3.3);
+            let mut two = run("bsf-dns", "cores2-t2", 290_000.0, 3.4);
+            two.server_threads = threads(second);
+            res.runs.push(one);
+            res.runs.push(two);
+            let (_, verdicts) = render(&res);
+            verdicts
+                .into_iter()
+                .find(|v| v.target.starts_with("two threads"))
+                .unwrap()
+        };
+        let spread = verdict_with(&[0.6, 0.4]);
+        assert_eq!(spread.pass, Some(true), "{spread:?}");
+        assert!(spread.measured.starts_with("2nd thread 40%"), "{spread:?}");
+        // All the client's ports on one socket: measured, and failed, not "not measured".
+        let lone = verdict_with(&[1.0]);
+        assert_eq!(lone.pass, Some(false), "{lone:?}");
+        assert!(lone.measured.starts_with("2nd thread 0%"), "{lone:?}");
     }
 
     #[test]
