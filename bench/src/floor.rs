@@ -1,22 +1,84 @@
 //! The floor responder: the least work a UDP DNS server can do per query on the same I/O path
 //! as a serious one.
 //!
-//! One thread, one blocking socket, `recvmmsg` (up to a batch, returning as soon as one
-//! datagram is there) and `sendmmsg` back to the senders. Each answer is the query copied into
+//! One thread per socket, blocking, `recvmmsg` (up to a batch, returning as soon as one
+//! datagram is there) and `sendmmsg` back to the senders. Several threads each have their own
+//! socket on the address (`SO_REUSEPORT`), as bsf-dns's do, so the two can be compared at any
+//! thread count. Each answer is the query copied into
 //! a response buffer with QR and AA set: no parsing, no look-up, fixed work per packet. Its CPU
 //! per query is the floor under which no real server can go with this I/O path, so it is the
 //! reference row of the comparison. Its answers carry the question but are not real answers:
 //! check them with `bsf-bench run --lenient`.
 
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::thread::JoinHandle;
 
-/// Answers until the process is killed. Returns only on a socket error.
-pub fn serve(listen: SocketAddr, batch: usize) -> io::Result<()> {
-    let sock = UdpSocket::bind(listen)?;
+/// Answers until the process is killed, on `threads` threads (named `floor-0`, `floor-1`, …,
+/// so that per-thread CPU reads like bsf-dns's `udp-N`). Returns only on a socket error.
+pub fn serve(listen: SocketAddr, batch: usize, threads: usize) -> io::Result<()> {
+    for worker in spawn(listen, batch, threads)? {
+        worker
+            .join()
+            .map_err(|_| io::Error::other("floor thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// Binds the sockets (all before any thread starts, so that a bad address fails at once) and
+/// starts a thread on each.
+pub fn spawn(
+    listen: SocketAddr,
+    batch: usize,
+    threads: usize,
+) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
+    spawn_on(bind_group(listen, threads)?, batch)
+}
+
+/// Starts a thread answering on each socket.
+pub fn spawn_on(
+    socks: Vec<UdpSocket>,
+    batch: usize,
+) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
+    socks
+        .into_iter()
+        .enumerate()
+        .map(|(i, sock)| {
+            std::thread::Builder::new()
+                .name(format!("floor-{i}"))
+                .spawn(move || serve_socket(&sock, batch, None))
+        })
+        .collect()
+}
+
+/// `count` (at least one) UDP sockets on `listen`, with large buffers. Several share the
+/// address with `SO_REUSEPORT` (only then, as bsf-dns does: a group of one would add the
+/// kernel's hashing to every datagram); port 0 picks one port for all of them.
+pub fn bind_group(listen: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+    let shared = count > 1;
+    let first = bind(listen, shared)?;
+    let addr = first.local_addr()?;
+    let mut socks = vec![first];
+    for _ in 1..count {
+        socks.push(bind(addr, shared)?);
+    }
+    Ok(socks)
+}
+
+fn bind(listen: SocketAddr, shared: bool) -> io::Result<UdpSocket> {
+    let sock = Socket::new(
+        Domain::for_address(listen),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if shared {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&SockAddr::from(listen))?;
     crate::net::enlarge_buffers(sock.as_raw_fd(), 8 << 20);
-    serve_socket(&sock, batch, None)
+    Ok(sock.into())
 }
 
 /// The receive/answer loop on an already bound socket. `limit`: stop after that many
@@ -151,5 +213,39 @@ mod tests {
         assert_eq!(&buf[12..n], &q[12..]);
         client.recv(&mut buf).unwrap();
         t.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn threads_share_one_port_and_all_answer() {
+        let socks = bind_group("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let port = socks[0].local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        for s in &socks {
+            assert_eq!(s.local_addr().unwrap().port(), port);
+        }
+        // The threads answer until the test process ends (they block in recvmmsg meanwhile).
+        let workers = spawn_on(socks, 8).unwrap();
+        assert_eq!(workers.len(), 3);
+        assert_eq!(workers[2].thread().name(), Some("floor-2"));
+        // 64 source ports: the kernel's hash spreads them over the three sockets (all missing
+        // one has a chance of ~3 × (2/3)^64, 5e-12), so every query answered means every
+        // thread answers.
+        let (q, _) =
+            crate::wire::encode_query("bsf.example", crate::wire::TYPE_A, None, &[]).unwrap();
+        let mut buf = [0u8; 512];
+        for i in 0..64u16 {
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut q = q.clone();
+            q[..2].copy_from_slice(&i.to_be_bytes());
+            client.send_to(&q, ("127.0.0.1", port)).unwrap();
+            let n = client
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("query {i}: {e}"));
+            assert_eq!(&buf[..2], &i.to_be_bytes());
+            assert_eq!(&buf[12..n], &q[12..]);
+        }
     }
 }

@@ -4,8 +4,8 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-/// A do-nothing UDP DNS responder: copies each query back with QR and AA set. One thread,
-/// recvmmsg/sendmmsg batches. The lowest CPU per query this I/O path allows.
+/// A do-nothing UDP DNS responder: copies each query back with QR and AA set. recvmmsg/sendmmsg
+/// batches, one thread per socket. The lowest CPU per query this I/O path allows.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -15,11 +15,15 @@ struct Args {
     /// Datagrams per recvmmsg/sendmmsg call at most.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Threads, each with its own socket on the address (SO_REUSEPORT), like bsf-dns's
+    /// --threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match bsf_bench::floor::serve(args.listen, args.batch) {
+    match bsf_bench::floor::serve(args.listen, args.batch, args.threads.into()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bsf-floor: {}: {e}", args.listen);
