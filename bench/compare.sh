@@ -23,6 +23,7 @@ DURATION=5
 # the other spread over 0.9-1.3, those of interleaved rounds over ~1.01-1.05).
 SLICE=0.1
 FIXED_RATE=60000
+THREADS_RATE=""       # empty: half of bsf-dns's maximum rate (see the two-thread phase)
 OUTSTANDING=128
 OPERATORS=""          # empty: every pair of data/mcc-mnc-pairs.csv (~3,200)
 LARGE=100000
@@ -57,7 +58,9 @@ Options:
   --large N          operators of the large set for load time, memory and reload (default $LARGE)
   --no-large         skip the large set
   --no-dnsperf       skip the dnsperf round
-  --no-threads       skip the two-thread bsf-dns run
+  --threads-rate Q   open-loop rate at which one thread and two are compared (default: half
+                     of bsf-dns's maximum rate, measured first)
+  --no-threads       skip the one-thread vs two-thread runs
   --no-install       do not apt-get install missing nsd/knot/dnsperf
   --out DIR          results directory (default: \$CARGO_TARGET_DIR or target, bench-compare/<time>)
   --max-other C      repeat a run if other processes used more than C cores (default $MAX_OTHER)
@@ -75,6 +78,7 @@ while [ $# -gt 0 ]; do
         --duration) DURATION="$2"; shift ;;
         --slice) SLICE="$2"; shift ;;
         --fixed-rate) FIXED_RATE="$2"; shift ;;
+        --threads-rate) THREADS_RATE="$2"; shift ;;
         --outstanding) OUTSTANDING="$2"; shift ;;
         --operators) OPERATORS="$2"; shift ;;
         --large) LARGE="$2"; shift ;;
@@ -281,12 +285,14 @@ EOF
 # Knot sets its own worker threads' affinity: put every thread back on the server core.
 pin_knot() { taskset -a -p -c "$SERVER_CORE" "$1" > /dev/null; }
 
-start_floor() { # scenario
+start_floor() { # scenario [threads] [cores]
+    local sc="$1" threads="${2:-1}" cores="${3:-$SERVER_CORE}"
     PORT="$("$BENCH" free-port)"
     T0="$(date +%s%N)"
-    taskset -c "$SERVER_CORE" "$BIN/bsf-floor" --listen "127.0.0.1:$PORT" > "$WORK/floor.log" 2>&1 &
+    taskset -c "$cores" "$BIN/bsf-floor" --listen "127.0.0.1:$PORT" --threads "$threads" \
+        > "$WORK/floor-$sc.log" 2>&1 &
     PID=$!; PIDS+=("$PID")
-    wait_ready floor "$1"
+    wait_ready floor "$sc"
 }
 
 # --- meta -------------------------------------------------------------------------------------------
@@ -441,22 +447,42 @@ if [ "$DO_DNSPERF" = 1 ]; then
 fi
 
 if [ "$DO_THREADS" = 1 ]; then
-    # Both cores are open to the server; the load generator stays on core 0 and sleeps while it
-    # waits, so a server thread on core 0 gets its share. One thread vs two, alternating.
-    say "bsf-dns on both cores: --threads 1 vs --threads 2 (load generator on core $CLIENT_CORE)"
-    start_bsf main load-t1 1 "$CLIENT_CORE,$SERVER_CORE"
-    SPID[t1]=$PID; SPORT[t1]=$PORT; LENIENT[t1]=""
-    start_bsf main load-t2 2 "$CLIENT_CORE,$SERVER_CORE"
-    SPID[t2]=$PID; SPORT[t2]=$PORT; LENIENT[t2]=""
-    EXTRA[t1]=",tag.server=bsf-dns,tag.scenario=cores2-t1"
-    EXTRA[t2]=",tag.server=bsf-dns,tag.scenario=cores2-t2"
+    # Both cores are open to the servers; the load generator stays on core 0 and sleeps while
+    # it waits, so a server thread on core 0 gets its share. bsf-dns and the floor, one thread
+    # and two, take turns; at maximum load, and at a fixed rate that leaves room on the
+    # client's core (the verdict's: at maximum load the client and the server thread beside it
+    # starve each other, and per-core capacity falls for the floor as much as for bsf-dns).
+    # 32 client ports, so that SO_REUSEPORT's hash splits them about evenly between threads.
+    if [ -z "$THREADS_RATE" ]; then
+        BSF_MAX="$("$BENCH" median --results "$RESULTS" --scenario max --server bsf-dns --field qps)"
+        THREADS_RATE=$(( BSF_MAX / 2 ))
+    fi
+    say "one thread vs two on both cores (load generator on core $CLIENT_CORE): bsf-dns and the floor, at maximum load and at $THREADS_RATE q/s"
+    both="$CLIENT_CORE,$SERVER_CORE"
+    start_bsf main load-t1 1 "$both";  SPID[bsf-t1]=$PID;   SPORT[bsf-t1]=$PORT;   LENIENT[bsf-t1]=""
+    start_bsf main load-t2 2 "$both";  SPID[bsf-t2]=$PID;   SPORT[bsf-t2]=$PORT;   LENIENT[bsf-t2]=""
+    start_floor load-t1 1 "$both";     SPID[floor-t1]=$PID; SPORT[floor-t1]=$PORT; LENIENT[floor-t1]=",lenient"
+    start_floor load-t2 2 "$both";     SPID[floor-t2]=$PID; SPORT[floor-t2]=$PORT; LENIENT[floor-t2]=",lenient"
+    THREADED=(bsf-t1 bsf-t2 floor-t1 floor-t2)
+    # threads_tags PREFIX: tag each run as its server, and as scenario PREFIX-t1 or PREFIX-t2.
+    threads_tags() {
+        local k
+        for k in "${THREADED[@]}"; do
+            case "$k" in bsf-*) EXTRA[$k]=",tag.server=bsf-dns" ;; *) EXTRA[$k]=",tag.server=floor" ;; esac
+            EXTRA[$k]+=",tag.scenario=$1-${k##*-}"
+        done
+    }
     for r in $(seq 1 "$ROUNDS"); do
-        # One thread first in odd rounds, two threads first in even ones (see round_order).
-        order=(t1 t2); (( r % 2 )) || order=(t2 t1)
-        run_round cores2 "$r" "$RESULTS/cores2-{server}-bsf-dns-r$r.json" "${order[@]}" -- \
-            --lanes 8 --outstanding "$OUTSTANDING" --no-busy-poll
+        # Listed order in odd rounds, reversed in even ones (see round_order).
+        order=("${THREADED[@]}"); (( r % 2 )) || order=(floor-t2 floor-t1 bsf-t2 bsf-t1)
+        threads_tags cores2
+        run_round cores2 "$r" "$RESULTS/cores2-{server}-r$r.json" "${order[@]}" -- \
+            --lanes 32 --outstanding "$OUTSTANDING" --no-busy-poll
+        threads_tags cores2-rate
+        run_round cores2-rate "$r" "$RESULTS/cores2-rate-{server}-r$r.json" "${order[@]}" -- \
+            --lanes 32 --rate "$THREADS_RATE" --no-busy-poll
     done
-    stop "${SPID[t1]}"; stop "${SPID[t2]}"
+    for k in "${THREADED[@]}"; do stop "${SPID[$k]}"; done
 fi
 
 for s in "${SERVERS[@]}"; do stop "${SPID[$s]}"; done

@@ -193,10 +193,10 @@ fn compare_runs_every_scenario_and_stops_every_server() {
         left.is_empty(),
         "servers still running after the script: {left:?}"
     );
-    // Four servers, the two of the two-thread run, three with the large set.
+    // Four servers, the four of the two-thread runs, three with the large set.
     assert_eq!(
         servers.len(),
-        9,
+        11,
         "readiness records in {}: {servers:?}",
         out.display()
     );
@@ -226,17 +226,40 @@ fn compare_runs_every_scenario_and_stops_every_server() {
         fixed["server_cpu"].is_object(),
         "no server CPU measured: {fixed}"
     );
-    for threads in ["t1", "t2"] {
-        let run = read_json(&out.join(format!("cores2-{threads}-bsf-dns-r1.json")));
-        assert!(count(&run, "answered") > 0, "{threads}: {run}");
-        assert_eq!(count(&run, "windows"), 10, "{threads}: {run}");
-        assert_eq!(run["tags"]["server"], "bsf-dns", "{run}");
-        assert_eq!(
-            run["tags"]["scenario"],
-            format!("cores2-{threads}"),
-            "{run}"
-        );
-        assert_eq!(count(&run, "wrong"), 0, "{threads}: {run}");
+    // One thread vs two, bsf-dns and the floor, at maximum load and at the fixed rate.
+    for (prefix, server) in [("bsf", "bsf-dns"), ("floor", "floor")] {
+        for threads in ["t1", "t2"] {
+            for scenario in ["cores2", "cores2-rate"] {
+                let file = format!("{scenario}-{prefix}-{threads}-r1.json");
+                let run = read_json(&out.join(&file));
+                assert!(count(&run, "answered") > 0, "{file}: {run}");
+                assert_eq!(count(&run, "windows"), 10, "{file}: {run}");
+                assert_eq!(run["tags"]["server"], server, "{file}: {run}");
+                assert_eq!(
+                    run["tags"]["scenario"],
+                    format!("{scenario}-{threads}"),
+                    "{file}: {run}"
+                );
+                if server == "bsf-dns" {
+                    assert_eq!(count(&run, "wrong"), 0, "{file}: {run}");
+                }
+                // Threads that worked, as /proc counts them (in clock ticks: the floor at the
+                // fixed rate may well use too few in 1 s for its second thread to show).
+                if server == "bsf-dns" || scenario == "cores2" {
+                    let seen = run["server_threads"].as_array().map_or(0, Vec::len);
+                    let want = if threads == "t1" { 1 } else { 2 };
+                    assert_eq!(seen, want, "{file}: {run}");
+                }
+                if scenario == "cores2-rate" {
+                    // Half of bsf-dns's maximum, open loop.
+                    assert!(
+                        run["target_qps"].as_f64().is_some_and(|q| q > 0.0),
+                        "{file}"
+                    );
+                    assert_eq!(count(&run, "lost"), 0, "{file}: {run}");
+                }
+            }
+        }
     }
 
     // The reload probes saw the changed template served, losing nothing meanwhile.
@@ -261,6 +284,8 @@ fn compare_runs_every_scenario_and_stops_every_server() {
         "large set: zone load time, ms",
         "reload: template change → new answer (3500 operators)",
         "bsf-dns --threads 2 on cores 0+1",
+        "floor --threads 2 on cores 0+1",
+        "per-core capacity, two threads ÷ one",
     ] {
         assert!(report.contains(row), "report has no row {row:?}:\n{report}");
     }
