@@ -3,52 +3,48 @@
 //!
 //! One thread per socket, blocking, `recvmmsg` (up to a batch, returning as soon as one
 //! datagram is there) and `sendmmsg` back to the senders. Several threads each have their own
-//! socket on the address (`SO_REUSEPORT`), as bsf-dns's do, so the two can be compared at any
-//! thread count. Each answer is the query copied into
-//! a response buffer with QR and AA set: no parsing, no look-up, fixed work per packet. Its CPU
-//! per query is the floor under which no real server can go with this I/O path, so it is the
-//! reference row of the comparison. Its answers carry the question but are not real answers:
-//! check them with `bsf-bench run --lenient`.
+//! socket on the address (`SO_REUSEPORT`), as bsf-dns's do, so that the two can be compared at
+//! any thread count. Each answer is the query copied into a response buffer with QR and AA
+//! set: no parsing, no look-up, fixed work per packet. Its CPU per query is the floor under
+//! which no real server can go with this I/O path, so it is the reference row of the
+//! comparison. Its answers carry the question but are not real answers: check them with
+//! `bsf-bench run --lenient`.
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 /// Answers until the process is killed, on `threads` threads (named `floor-0`, `floor-1`, …,
-/// so that per-thread CPU reads like bsf-dns's `udp-N`). Returns only on a socket error.
+/// so that per-thread CPU reads like bsf-dns's `udp-N`). Returns only on a socket error, as
+/// soon as any thread meets one.
 pub fn serve(listen: SocketAddr, batch: usize, threads: usize) -> io::Result<()> {
-    for worker in spawn(listen, batch, threads)? {
-        worker
-            .join()
-            .map_err(|_| io::Error::other("floor thread panicked"))??;
-    }
-    Ok(())
+    let (done, first) = mpsc::channel();
+    spawn_on(bind_group(listen, threads)?, batch, done)?;
+    first
+        .recv()
+        .unwrap_or_else(|_| Err(io::Error::other("every floor thread ended")))
 }
 
-/// Binds the sockets (all before any thread starts, so that a bad address fails at once) and
-/// starts a thread on each.
-pub fn spawn(
-    listen: SocketAddr,
-    batch: usize,
-    threads: usize,
-) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
-    spawn_on(bind_group(listen, threads)?, batch)
-}
-
-/// Starts a thread answering on each socket.
+/// Starts a thread answering on each socket; each sends its loop's end (an error) on `done`.
 pub fn spawn_on(
     socks: Vec<UdpSocket>,
     batch: usize,
-) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
+    done: mpsc::Sender<io::Result<()>>,
+) -> io::Result<Vec<JoinHandle<()>>> {
     socks
         .into_iter()
         .enumerate()
         .map(|(i, sock)| {
+            let done = done.clone();
             std::thread::Builder::new()
                 .name(format!("floor-{i}"))
-                .spawn(move || serve_socket(&sock, batch, None))
+                .spawn(move || {
+                    // The receiver is gone only once nobody waits any more: nothing to tell.
+                    let _ = done.send(serve_socket(&sock, batch, None));
+                })
         })
         .collect()
 }
@@ -216,6 +212,13 @@ mod tests {
     }
 
     #[test]
+    fn an_address_it_cannot_bind_fails_at_once() {
+        // TEST-NET-1 (RFC 5737) is on no interface here: the bind fails, nothing is sent.
+        let err = serve("192.0.2.1:5399".parse().unwrap(), 8, 2).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrNotAvailable, "{err}");
+    }
+
+    #[test]
     fn threads_share_one_port_and_all_answer() {
         let socks = bind_group("127.0.0.1:0".parse().unwrap(), 3).unwrap();
         let port = socks[0].local_addr().unwrap().port();
@@ -224,7 +227,8 @@ mod tests {
             assert_eq!(s.local_addr().unwrap().port(), port);
         }
         // The threads answer until the test process ends (they block in recvmmsg meanwhile).
-        let workers = spawn_on(socks, 8).unwrap();
+        let (done, _ended) = mpsc::channel();
+        let workers = spawn_on(socks, 8, done).unwrap();
         assert_eq!(workers.len(), 3);
         assert_eq!(workers[2].thread().name(), Some("floor-2"));
         // 64 source ports: the kernel's hash spreads them over the three sockets (all missing
