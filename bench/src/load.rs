@@ -447,10 +447,8 @@ impl<'a> Engine<'a> {
         t.window_ns += sent_until.saturating_sub(open.at_ns);
         t.wall_ns += closed_at.saturating_sub(open.at_ns);
         if let (Some(tree), Some(before)) = (&self.server_tree, open.server) {
-            let used = procfs::cpu_of_pids(tree).since(&before);
-            let sum = t.server.get_or_insert_with(procfs::Cpu::default);
-            sum.user_s += used.user_s;
-            sum.system_s += used.system_s;
+            *t.server.get_or_insert_with(procfs::Cpu::default) +=
+                procfs::cpu_of_pids(tree).since(&before);
         }
         if let Some(pid) = self.cfg.server_pid {
             for (tid, name, after) in procfs::thread_cpu(pid) {
@@ -464,14 +462,9 @@ impl<'a> Engine<'a> {
             }
         }
         let me = std::process::id() as i32;
-        let client = procfs::cpu_of_pids(&[me]).since(&open.client);
-        t.client.user_s += client.user_s;
-        t.client.system_s += client.system_s;
+        t.client += procfs::cpu_of_pids(&[me]).since(&open.client);
         if let (Some(before), Ok(after)) = (open.machine, procfs::machine_cpu()) {
-            let used = after.since(&before);
-            let sum = t.machine.get_or_insert_with(procfs::MachineCpu::default);
-            sum.busy_s += used.busy_s;
-            sum.steal_s += used.steal_s;
+            *t.machine.get_or_insert_with(procfs::MachineCpu::default) += after.since(&before);
         }
     }
 

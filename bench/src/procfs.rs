@@ -88,6 +88,14 @@ impl Cpu {
     }
 }
 
+/// Sums CPU over processes or over measured windows.
+impl std::ops::AddAssign for Cpu {
+    fn add_assign(&mut self, other: Cpu) {
+        self.user_s += other.user_s;
+        self.system_s += other.system_s;
+    }
+}
+
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -110,8 +118,10 @@ pub fn cpu_of_pids(pids: &[i32]) -> Cpu {
     let mut cpu = Cpu::default();
     for &p in pids {
         if let Some(s) = read_stat(p) {
-            cpu.user_s += s.utime as f64 / hz;
-            cpu.system_s += s.stime as f64 / hz;
+            cpu += Cpu {
+                user_s: s.utime as f64 / hz,
+                system_s: s.stime as f64 / hz,
+            };
         }
     }
     cpu
@@ -216,6 +226,14 @@ impl MachineCpu {
             busy_s: (self.busy_s - earlier.busy_s).max(0.0),
             steal_s: (self.steal_s - earlier.steal_s).max(0.0),
         }
+    }
+}
+
+/// Sums machine CPU over measured windows.
+impl std::ops::AddAssign for MachineCpu {
+    fn add_assign(&mut self, other: MachineCpu) {
+        self.busy_s += other.busy_s;
+        self.steal_s += other.steal_s;
     }
 }
 

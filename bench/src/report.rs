@@ -671,6 +671,10 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
             ),
         ]);
     }
+    // Each round's value of one server in one scenario, by round.
+    let rounds_of = |sc: &str, s: &str, g: fn(&crate::results::ServerCpu) -> f64| {
+        res.by_round(sc, s, |r| r.server_cpu.as_ref().map(g))
+    };
     // One thread vs two on both cores, bsf-dns and the floor: at maximum load and at a fixed
     // rate (the verdict's, below).
     let threads_rate = res.target_qps("cores2-rate-t1");
@@ -703,8 +707,9 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
         }
     }
     let scaling = |prefix: &str, server: &str| {
-        let cap = |sc: String| res.by_round(&sc, server, |r| r.server_cpu.map(|c| c.capacity_qps));
-        paired(&cap(format!("{prefix}t2")), &cap(format!("{prefix}t1"))).map(|p| p.median)
+        let cap =
+            |threads: &str| rounds_of(&format!("{prefix}{threads}"), server, |c| c.capacity_qps);
+        paired(&cap("t2"), &cap("t1")).map(|p| p.median)
     };
     if res.med("cores2-t2", "bsf-dns", |r| Some(r.qps)).is_some() {
         extra.push(vec![
@@ -727,9 +732,6 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
     }
 
     // Targets: ratios to a reference are judged round by round ([`Paired`]).
-    let rounds_of = |sc: &str, s: &str, g: fn(&crate::results::ServerCpu) -> f64| {
-        res.by_round(sc, s, |r| r.server_cpu.as_ref().map(g))
-    };
     let mut verdicts = Vec::new();
     for (sc, label) in [
         ("fixed", format!("at {fixed_label} q/s")),
@@ -820,9 +822,10 @@ pub fn render(res: &Results) -> (String, Vec<Verdict>) {
     // cannot show scaling; what can be checked is that the work spreads over both threads and
     // that per-core capacity holds (no contention), i.e. two free cores would give ~2×. It is
     // judged at a fixed rate that leaves room on the client's core: at maximum load the client
-    // and a server thread starve each other there, batches shrink to a few packets per
-    // wake-up, and per-core capacity falls for the floor responder as much as for bsf-dns
-    // (both shown above), which measures the machine, not the server.
+    // and a server thread starve each other there, each wake-up finds ~10 packets instead of
+    // thousands (measured: voluntary context switches per query), and per-core capacity falls
+    // for the floor responder as much as for bsf-dns (both shown above), which measures the
+    // machine, not the server.
     let cap = |sc: &str| rounds_of(sc, "bsf-dns", |c| c.capacity_qps);
     // A run whose threads were measured but where only one did any work (all the client's
     // source ports hashed to one socket, say) did not spread: a share of 0, not "not measured".
