@@ -9,13 +9,14 @@
 # same machine). Everything stays on loopback; every process it starts is stopped by PID on
 # exit. See bench/README.md for what each number means.
 #
-#   bench/compare.sh            # default run, about 8-10 minutes
+#   bench/compare.sh            # default run, about 11 minutes
 #   bench/compare.sh --quick    # about 2 minutes, fewer and shorter rounds, smaller large set
 #   bench/compare.sh --help
 set -euo pipefail
 
 # Five rounds: single runs on a shared VM swing by ±5-10%, and the verdicts are medians of
-# per-round ratios, so two more rounds buy a steadier verdict for ~2.5 more minutes.
+# per-round ratios, so two more rounds buy a steadier verdict for ~3.5 more minutes (a round is
+# 100 s of load: 3 scenarios x 4 servers x 5 s, and 2 x 4 x 5 s in the two-thread phase).
 ROUNDS=5
 DURATION=5
 # Seconds per turn in a round. Each server's speed on this VM drifts by 10-30% over seconds;
